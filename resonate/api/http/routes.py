@@ -1,0 +1,179 @@
+"""HTTP transport: one table maps each route to a core operation; nothing here decides behaviour.
+
+A handler gathers the route's fields (path, query, headers, JSON body), lets the core decode and run
+them, and writes the core's result or error back: status = code / 100, the reference's JSON shapes
+and error envelope.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from ...core import gojson
+from ...core.codes import NO_CONTENT, ApiError, invalid
+from ...core.operations import decode, render
+from ...core.requests import Text
+
+VERSION = "0.8.2"
+JSON_TYPE = "application/json; charset=utf-8"
+
+# header -> canonical field; body keys with these names are ignored, as the reference reads them from headers only
+HEADER_FIELDS = {"idempotency-key": "idempotencyKey", "strict": "strict", "traceparent": "traceparent",
+                 "tracestate": "tracestate", "task-id": "taskId", "task-counter": "taskCounter"}
+_HEADER_FIELD_NAMES = {v.lower() for v in HEADER_FIELDS.values()}
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRoute:
+    method: str
+    path: str
+    operation: str
+    body: bool = True
+    query: bool = False
+    # extra fields from path parameters (and configuration), applied over the body
+    path_fields: Callable[[dict, "HttpSettings"], dict] | None = None
+    empty_body: bool = False  # drop task answers with no body and no content type
+
+
+@dataclass
+class HttpSettings:
+    task_frequency_ms: int = 60_000
+
+
+def _id(params, _):
+    return {"id": Text(params["id"])}
+
+
+def _promise_id(params, _):
+    return {"promiseId": Text(params["id"])}
+
+
+def _task_link(params, _):
+    return {"id": Text(params["id"]), "counter": Text(params["counter"])}
+
+
+def _task_claim_link(params, settings: HttpSettings):
+    # GET claims act for the synthetic process "{id}/{counter}" with the configured lease
+    return {**_task_link(params, settings), "processId": Text(f"{params['id']}/{params['counter']}"),
+            "ttl": settings.task_frequency_ms}
+
+
+def _task_process(params, _):
+    return {"processId": Text(f"{params['id']}/{params['counter']}")}
+
+
+ROUTES: list[HttpRoute] = [
+    HttpRoute("GET", "/promises", "promises.search", body=False, query=True),
+    HttpRoute("POST", "/promises", "promises.create"),
+    HttpRoute("POST", "/promises/task", "promises.createtask"),
+    HttpRoute("POST", "/promises/callback/{id:path}", "promises.callback", path_fields=_promise_id),
+    HttpRoute("POST", "/promises/subscribe/{id:path}", "promises.subscribe", path_fields=_promise_id),
+    HttpRoute("GET", "/promises/{id:path}", "promises.read", body=False, path_fields=_id),
+    HttpRoute("PATCH", "/promises/{id:path}", "promises.complete", path_fields=_id),
+    HttpRoute("POST", "/callbacks", "promises.callback"),
+    HttpRoute("POST", "/subscriptions", "promises.subscribe"),
+    HttpRoute("GET", "/schedules", "schedules.search", body=False, query=True),
+    HttpRoute("POST", "/schedules", "schedules.create"),
+    HttpRoute("GET", "/schedules/{id:path}", "schedules.read", body=False, path_fields=_id),
+    HttpRoute("DELETE", "/schedules/{id:path}", "schedules.delete", body=False, path_fields=_id),
+    HttpRoute("POST", "/locks/acquire", "locks.acquire"),
+    HttpRoute("POST", "/locks/release", "locks.release"),
+    HttpRoute("POST", "/locks/heartbeat", "locks.heartbeat"),
+    HttpRoute("POST", "/tasks/claim", "tasks.claim"),
+    HttpRoute("GET", "/tasks/claim/{id}/{counter}", "tasks.claim", body=False, path_fields=_task_claim_link),
+    HttpRoute("POST", "/tasks/complete", "tasks.complete"),
+    HttpRoute("GET", "/tasks/complete/{id}/{counter}", "tasks.complete", body=False, path_fields=_task_link),
+    HttpRoute("POST", "/tasks/drop", "tasks.drop", empty_body=True),
+    HttpRoute("GET", "/tasks/drop/{id}/{counter}", "tasks.drop", body=False, path_fields=_task_link,
+              empty_body=True),
+    HttpRoute("POST", "/tasks/heartbeat", "tasks.heartbeat"),
+    HttpRoute("GET", "/tasks/heartbeat/{id}/{counter}", "tasks.heartbeat", body=False, path_fields=_task_process),
+]
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"invalid character '{name[0]}' looking for beginning of value")
+
+
+def parse_body(raw: bytes) -> Any:
+    if not raw.strip():
+        raise invalid("EOF: the request body is empty")
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except UnicodeDecodeError:
+        raise invalid("the request body is not valid UTF-8") from None
+    except ValueError as e:
+        raise invalid(f"the request body is not valid JSON: {e}") from None
+    except RecursionError:
+        raise invalid("the request body is nested too deeply") from None
+
+
+def query_fields(request: Request) -> dict:
+    fields: dict[str, Any] = {}
+    tags: dict[str, str] = {}
+    for key, value in request.query_params.multi_items():
+        if key.startswith("tags[") and key.endswith("]") and len(key) > 6:
+            tags.setdefault(key[5:-1], value)  # first value wins
+        elif key not in fields:
+            fields[key] = Text(value)
+    if tags:
+        fields["tags"] = tags
+    return fields
+
+
+def json_response(code: int, body: Any) -> Response:
+    return Response(gojson.dumps(body), status_code=code // 100, media_type=None,
+                    headers={"content-type": JSON_TYPE, "resonate-version": VERSION})
+
+
+def error_response(error: ApiError) -> Response:
+    return json_response(error.code, {"error": error.to_json()})
+
+
+def make_handler(route: HttpRoute, kernel, settings: HttpSettings):
+    async def handler(request: Request) -> Response:
+        try:
+            if route.body:
+                body = parse_body(await request.body())
+                if isinstance(body, dict):
+                    fields = {k: v for k, v in body.items() if k.lower() not in _HEADER_FIELD_NAMES}
+                else:
+                    fields = body  # the core rejects non-objects, naming what it got
+            elif route.query:
+                fields = query_fields(request)
+            else:
+                fields = {}
+            if isinstance(fields, dict):
+                headers = request.headers
+                for header, name in HEADER_FIELDS.items():
+                    value = headers.get(header)
+                    if value is not None:
+                        fields[name] = Text(value)
+                if route.path_fields is not None:
+                    fields.update(route.path_fields(request.path_params, settings))
+            core_request = decode(route.operation, fields)
+            result = await asyncio.wrap_future(kernel.submit(core_request))
+        except ApiError as e:
+            return error_response(e)
+        if route.empty_body:
+            return Response(status_code=result.code // 100, headers={"resonate-version": VERSION})
+        if result.code == NO_CONTENT:
+            return Response(status_code=204, headers={"content-type": JSON_TYPE, "resonate-version": VERSION})
+        return json_response(result.code, render(result.body))
+
+    return handler
+
+
+def starlette_routes(kernel, settings: HttpSettings) -> list[Route]:
+    return [Route(r.path, make_handler(r, kernel, settings), methods=[r.method], name=f"{r.method} {r.path}")
+            for r in ROUTES]
+
+
+async def not_found(request: Request, exc: Exception) -> Response:
+    return PlainTextResponse("404 page not found", status_code=404)

@@ -1,0 +1,69 @@
+"""The FastAPI application for the HTTP API, and the poll plugin's event-stream application."""
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from .routes import HttpSettings, not_found, starlette_routes
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "Connection": "keep-alive", "X-Accel-Buffering": "no"}
+
+
+def _openapi_document() -> dict:
+    return json.loads(resources.files(__package__).joinpath("openapi.json").read_text())
+
+
+def poll_endpoint(poll):
+    """GET /{group}/{id...}: opens the server-sent-event stream of that recipient (spec 5.6)."""
+
+    async def stream(request: Request) -> Response:
+        rest = request.path_params.get("rest", "")
+        group, sep, ident = rest.partition("/")
+        if not sep or not group:
+            return PlainTextResponse("invalid request", status_code=400)
+        conn = poll.connect(group, ident)
+        if conn is None:
+            return Response(status_code=200, media_type="text/event-stream")  # over the connection limit
+        return StreamingResponse(poll.stream(conn), media_type="text/event-stream", headers=SSE_HEADERS)
+
+    return stream
+
+
+async def _method_not_allowed(request: Request) -> Response:
+    return PlainTextResponse("method not allowed", status_code=405)
+
+
+def create_poll_app(poll) -> FastAPI:
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    app.router.routes.append(Route("/{rest:path}", poll_endpoint(poll), methods=["GET"]))
+    app.router.routes.append(Route("/{rest:path}", _method_not_allowed,
+                                   methods=["POST", "PUT", "PATCH", "DELETE"]))
+    return app
+
+
+def create_http_app(kernel, settings: HttpSettings | None = None, poll=None) -> FastAPI:
+    settings = settings or HttpSettings()
+    app = FastAPI(title="resonate-py", version="0.8.2", redirect_slashes=True)
+    app.openapi = _openapi_document  # the hand-checked contract of the routes below
+
+    async def ping(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    app.router.routes.append(Route("/ping", ping, methods=["GET"]))
+    app.router.routes.extend(starlette_routes(kernel, settings))
+    if poll is not None:
+        app.router.routes.append(Route("/poll/{rest:path}", poll_endpoint(poll), methods=["GET"]))
+
+    async def http_exception(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code in (404, 405):
+            return await not_found(request, exc)
+        return PlainTextResponse(str(exc.detail), status_code=exc.status_code)
+
+    app.add_exception_handler(HTTPException, http_exception)
+    return app

@@ -1,0 +1,301 @@
+"""The store's commands (spec 1.12) as SQL over a DBAPI cursor, shared by SQLite and PostgreSQL.
+
+Statements are written with `?` placeholders; a dialect converts them once. Only the few places
+where the backends really differ (tag matching, enqueueable tasks, json text) are dialect hooks.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable
+
+from .. import gojson
+from ..model import (INT64_MAX, Callback, Lock, Mesg, Promise, PromiseState, Schedule, Task, TaskState, Value)
+
+PROMISE_COLUMNS = ("id, state, param_headers, param_data, value_headers, value_data, timeout, "
+                   "idempotency_key_for_create, idempotency_key_for_complete, tags, created_on, completed_on, sort_id")
+TASK_COLUMNS = ("id, process_id, state, root_promise_id, recv, mesg, timeout, counter, attempt, ttl, expires_at, "
+                "created_on, completed_on, sort_id")
+SCHEDULE_COLUMNS = ("id, description, cron, tags, promise_id, promise_timeout, promise_param_headers, "
+                    "promise_param_data, promise_tags, last_run_time, next_run_time, idempotency_key, created_on, "
+                    "sort_id")
+# `now + ttl` without overflowing int64 (SQLite would turn it into a float)
+CLAMPED_EXPIRY = f"CASE WHEN ttl > {INT64_MAX} - ? THEN {INT64_MAX} ELSE ? + ttl END"
+
+
+def _text(raw: Any) -> str:
+    if raw is None:
+        return ""
+    if isinstance(raw, (bytes, bytearray, memoryview)):
+        return bytes(raw).decode("utf-8")
+    if isinstance(raw, (dict, list)):  # PostgreSQL JSONB comes back decoded
+        return gojson.dumps(raw)
+    return raw
+
+
+def _map(raw: Any) -> dict[str, str]:
+    if raw is None:
+        return {}
+    if isinstance(raw, dict):
+        return raw
+    text = _text(raw)
+    return json.loads(text) if text else {}
+
+
+def _blob(raw: Any) -> bytes:
+    return bytes(raw) if raw is not None else b""
+
+
+def _json_map(m: dict[str, str]) -> str:
+    return gojson.dumps(dict(sorted(m.items())))
+
+
+def promise_from_row(r) -> Promise:
+    return Promise(id=r[0], state=PromiseState(r[1]), param=Value(_map(r[2]), _blob(r[3])),
+                   value=Value(_map(r[4]), _blob(r[5])), timeout=r[6], idempotency_key_for_create=r[7],
+                   idempotency_key_for_complete=r[8], tags=_map(r[9]), created_on=r[10], completed_on=r[11],
+                   sort_id=r[12])
+
+
+def task_from_row(r) -> Task:
+    return Task(id=r[0], process_id=r[1], state=TaskState(r[2]), root_promise_id=r[3], recv=_text(r[4]),
+                mesg=Mesg.from_json(json.loads(_text(r[5]))), timeout=r[6], counter=r[7], attempt=r[8], ttl=r[9],
+                expires_at=r[10], created_on=r[11], completed_on=r[12], sort_id=r[13])
+
+
+def schedule_from_row(r) -> Schedule:
+    return Schedule(id=r[0], description=r[1] or "", cron=r[2], tags=_map(r[3]), promise_id=r[4] or "",
+                    promise_timeout=r[5] or 0, promise_param=Value(_map(r[6]), _blob(r[7])),
+                    promise_tags=_map(r[8]), last_run_time=r[9], next_run_time=r[10], idempotency_key=r[11],
+                    created_on=r[12], sort_id=r[13])
+
+
+class SqlTx:
+    """One open transaction. Subclasses set `placeholder` and override the dialect hooks."""
+
+    placeholder = "?"
+    _converted: dict[str, str] = {}
+
+    def __init__(self, cursor):
+        self.cur = cursor
+
+    # -- plumbing
+    def q(self, sql: str) -> str:
+        if self.placeholder == "?":
+            return sql
+        cache = type(self)._converted
+        out = cache.get(sql)
+        if out is None:
+            out = cache[sql] = sql.replace("?", self.placeholder)
+        return out
+
+    def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
+        self.cur.execute(self.q(sql), tuple(params))
+        return self.cur.rowcount
+
+    def one(self, sql: str, params: Iterable[Any] = ()):
+        self.cur.execute(self.q(sql), tuple(params))
+        return self.cur.fetchone()
+
+    def all(self, sql: str, params: Iterable[Any] = ()):
+        self.cur.execute(self.q(sql), tuple(params))
+        return self.cur.fetchall()
+
+    def blob(self, data: bytes) -> Any:
+        return data
+
+    def json_value(self, text: str) -> Any:
+        return text
+
+    # -- dialect hooks
+    def tag_filter(self, tags: dict[str, str]) -> tuple[str, list]:
+        clauses, params = [], []
+        for k, v in sorted(tags.items()):
+            clauses.append("json_extract(tags, '$.' || ?) = ?")
+            params.extend([k, v])
+        return " AND ".join(clauses), params
+
+    ENQUEUEABLE = (
+        f"SELECT {TASK_COLUMNS} FROM tasks WHERE sort_id IN ("
+        " SELECT MIN(sort_id) FROM tasks WHERE state = 1 AND expires_at <= ?"
+        " AND root_promise_id NOT IN (SELECT root_promise_id FROM tasks WHERE state IN (2, 4))"
+        " GROUP BY root_promise_id) ORDER BY root_promise_id LIMIT ?")
+
+    # -- promises
+    def read_promise(self, promise_id: str) -> Promise | None:
+        row = self.one(f"SELECT {PROMISE_COLUMNS} FROM promises WHERE id = ?", (promise_id,))
+        return promise_from_row(row) if row else None
+
+    def search_promises(self, pattern: str, state_mask: int, tags: dict[str, str], limit: int,
+                        sort_id: int | None) -> list[Promise]:
+        where, params = ["id LIKE ?", "(state & ?) != 0"], [pattern, state_mask]
+        if sort_id is not None:
+            where.append("sort_id < ?")
+            params.append(sort_id)
+        if tags:
+            clause, tag_params = self.tag_filter(tags)
+            where.append(clause)
+            params.extend(tag_params)
+        params.append(limit)
+        rows = self.all(f"SELECT {PROMISE_COLUMNS} FROM promises WHERE {' AND '.join(where)} "
+                        f"ORDER BY sort_id DESC LIMIT ?", params)
+        return [promise_from_row(r) for r in rows]
+
+    def insert_promise(self, p: Promise) -> bool:
+        n = self.execute(
+            "INSERT INTO promises (id, state, param_headers, param_data, timeout, idempotency_key_for_create, tags,"
+            " created_on) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            (p.id, p.state.value, self.json_value(_json_map(p.param.headers)), self.blob(p.param.data), p.timeout,
+             p.idempotency_key_for_create, self.json_value(_json_map(p.tags)), p.created_on))
+        if n == 1 and not p.sort_id:
+            p.sort_id = self.one("SELECT sort_id FROM promises WHERE id = ?", (p.id,))[0]
+        return n == 1
+
+    def update_promise(self, promise_id: str, state: PromiseState, value: Value, ikey: str | None,
+                       completed_on: int) -> bool:
+        return self.execute(
+            "UPDATE promises SET state = ?, value_headers = ?, value_data = ?, idempotency_key_for_complete = ?,"
+            " completed_on = ? WHERE id = ? AND state = 1",
+            (state.value, self.json_value(_json_map(value.headers)), self.blob(value.data), ikey, completed_on,
+             promise_id)) == 1
+
+    def read_expired_promises(self, now: int, limit: int) -> list[Promise]:
+        rows = self.all(f"SELECT {PROMISE_COLUMNS} FROM promises WHERE state = 1 AND timeout <= ? LIMIT ?",
+                        (now, limit))
+        return [promise_from_row(r) for r in rows]
+
+    # -- callbacks
+    def insert_callback(self, cb: Callback) -> bool:
+        return self.execute(
+            "INSERT INTO callbacks (id, promise_id, root_promise_id, recv, mesg, timeout, created_on)"
+            " SELECT ?, ?, ?, ?, ?, ?, ?"
+            " WHERE EXISTS (SELECT 1 FROM promises WHERE id = ? AND state = 1)"
+            " AND NOT EXISTS (SELECT 1 FROM callbacks WHERE id = ?)",
+            (cb.id, cb.promise_id, cb.mesg.root, self.blob(cb.recv.encode()),
+             self.blob(gojson.dumps(cb.mesg.to_json()).encode()), cb.timeout, cb.created_on, cb.promise_id,
+             cb.id)) == 1
+
+    def delete_callbacks(self, promise_id: str) -> int:
+        return self.execute("DELETE FROM callbacks WHERE promise_id = ?", (promise_id,))
+
+    def create_tasks_from_callbacks(self, promise_id: str, created_on: int) -> int:
+        return self.execute(
+            "INSERT INTO tasks (id, recv, mesg, timeout, root_promise_id, created_on)"
+            " SELECT id, recv, mesg, timeout, root_promise_id, ? FROM callbacks WHERE promise_id = ?"
+            " ORDER BY id ON CONFLICT (id) DO NOTHING", (created_on, promise_id))
+
+    # -- tasks
+    def complete_tasks_by_root(self, root_id: str, completed_on: int) -> int:
+        return self.execute("UPDATE tasks SET state = 8, completed_on = ? WHERE root_promise_id = ?"
+                            " AND state IN (1, 2, 4)", (completed_on, root_id))
+
+    def insert_task(self, t: Task) -> bool:
+        return self.execute(
+            "INSERT INTO tasks (id, recv, mesg, timeout, process_id, state, root_promise_id, ttl, expires_at,"
+            " created_on, counter, attempt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            (t.id, self.blob(t.recv.encode()), self.blob(gojson.dumps(t.mesg.to_json()).encode()), t.timeout,
+             t.process_id, t.state.value, t.root_promise_id, t.ttl, t.expires_at, t.created_on, t.counter,
+             t.attempt)) == 1
+
+    def read_task(self, task_id: str) -> Task | None:
+        row = self.one(f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,))
+        return task_from_row(row) if row else None
+
+    def update_task(self, t: Task, expected_states: int, expected_counter: int) -> bool:
+        return self.execute(
+            "UPDATE tasks SET process_id = ?, state = ?, counter = ?, attempt = ?, ttl = ?, expires_at = ?,"
+            " completed_on = ? WHERE id = ? AND (state & ?) != 0 AND counter = ?",
+            (t.process_id, t.state.value, t.counter, t.attempt, t.ttl, t.expires_at, t.completed_on, t.id,
+             int(expected_states), expected_counter)) == 1
+
+    def read_expired_tasks(self, now: int, limit: int) -> list[Task]:
+        rows = self.all(f"SELECT {TASK_COLUMNS} FROM tasks WHERE (state & 6) != 0 AND"
+                        " ((expires_at != 0 AND expires_at <= ?) OR timeout <= ?)"
+                        " ORDER BY root_promise_id, sort_id LIMIT ?", (now, now, limit))
+        return [task_from_row(r) for r in rows]
+
+    def read_enqueueable_tasks(self, now: int, limit: int) -> list[Task]:
+        return [task_from_row(r) for r in self.all(self.ENQUEUEABLE, (now, limit))]
+
+    def heartbeat_tasks(self, process_id: str, now: int) -> int:
+        return self.execute(f"UPDATE tasks SET expires_at = {CLAMPED_EXPIRY} WHERE process_id = ? AND state = 4",
+                            (now, now, process_id))
+
+    def valid_fence(self, task_id: str, counter: int) -> bool:
+        row = self.one("SELECT COUNT(*) FROM tasks WHERE id = ? AND counter = ? AND state = 4", (task_id, counter))
+        return row[0] == 1
+
+    # -- schedules
+    def read_schedule(self, schedule_id: str) -> Schedule | None:
+        row = self.one(f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE id = ?", (schedule_id,))
+        return schedule_from_row(row) if row else None
+
+    def search_schedules(self, pattern: str, tags: dict[str, str], limit: int, sort_id: int | None) -> list[Schedule]:
+        where, params = ["id LIKE ?"], [pattern]
+        if sort_id is not None:
+            where.append("sort_id < ?")
+            params.append(sort_id)
+        if tags:
+            clause, tag_params = self.tag_filter(tags)
+            where.append(clause)
+            params.extend(tag_params)
+        params.append(limit)
+        # partial records, as the reference's search returns (spec 3.7.9)
+        rows = self.all("SELECT id, NULL, cron, tags, NULL, NULL, NULL, NULL, NULL, last_run_time, next_run_time,"
+                        f" idempotency_key, created_on, sort_id FROM schedules WHERE {' AND '.join(where)}"
+                        " ORDER BY sort_id DESC LIMIT ?", params)
+        return [schedule_from_row(r) for r in rows]
+
+    def insert_schedule(self, s: Schedule) -> bool:
+        n = self.execute(
+            "INSERT INTO schedules (id, description, cron, tags, promise_id, promise_timeout, promise_param_headers,"
+            " promise_param_data, promise_tags, next_run_time, idempotency_key, created_on)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            (s.id, s.description, s.cron, self.json_value(_json_map(s.tags)), s.promise_id, s.promise_timeout,
+             self.json_value(_json_map(s.promise_param.headers)), self.blob(s.promise_param.data),
+             self.json_value(_json_map(s.promise_tags)), s.next_run_time, s.idempotency_key, s.created_on))
+        return n == 1
+
+    def delete_schedule(self, schedule_id: str) -> bool:
+        return self.execute("DELETE FROM schedules WHERE id = ?", (schedule_id,)) == 1
+
+    def update_schedule(self, schedule_id: str, last_run_time: int, next_run_time: int) -> bool:
+        return self.execute("UPDATE schedules SET last_run_time = next_run_time, next_run_time = ?"
+                            " WHERE id = ? AND next_run_time = ?", (next_run_time, schedule_id, last_run_time)) == 1
+
+    def read_due_schedules(self, now: int, limit: int) -> list[Schedule]:
+        rows = self.all(f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE next_run_time <= ?"
+                        " ORDER BY next_run_time, sort_id LIMIT ?", (now, limit))
+        return [schedule_from_row(r) for r in rows]
+
+    # -- locks
+    def acquire_lock(self, lock: Lock) -> bool:
+        return self.execute(
+            "INSERT INTO locks (resource_id, execution_id, process_id, ttl, expires_at) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (resource_id) DO UPDATE SET process_id = excluded.process_id, ttl = excluded.ttl,"
+            " expires_at = excluded.expires_at WHERE locks.execution_id = excluded.execution_id",
+            (lock.resource_id, lock.execution_id, lock.process_id, lock.ttl, lock.expires_at)) == 1
+
+    def release_lock(self, resource_id: str, execution_id: str) -> bool:
+        return self.execute("DELETE FROM locks WHERE resource_id = ? AND execution_id = ?",
+                            (resource_id, execution_id)) == 1
+
+    def heartbeat_locks(self, process_id: str, now: int) -> int:
+        return self.execute(f"UPDATE locks SET expires_at = {CLAMPED_EXPIRY} WHERE process_id = ?",
+                            (now, now, process_id))
+
+    def timeout_locks(self, now: int) -> int:
+        return self.execute("DELETE FROM locks WHERE expires_at <= ?", (now,))
+
+    def read_lock(self, resource_id: str) -> Lock | None:
+        row = self.one("SELECT resource_id, execution_id, process_id, ttl, expires_at FROM locks"
+                       " WHERE resource_id = ?", (resource_id,))
+        return Lock(*row) if row else None
+
+    # -- stored replies of deduplicated requests
+    def read_reply(self, key: str) -> bytes | None:
+        row = self.one("SELECT reply FROM replies WHERE key = ?", (key,))
+        return bytes(row[0]) if row else None
+
+    def insert_reply(self, key: str, reply: bytes, now: int) -> None:
+        self.execute("INSERT INTO replies (key, reply, created_on) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING",
+                     (key, self.blob(reply), now))
