@@ -113,6 +113,8 @@ class Server:
         for transport in reversed(self._transports):
             with contextlib.suppress(Exception):
                 await transport.stop()
+        if self.poll is not None:
+            self.poll.close_all()
         for server in self._uvicorn:
             server.should_exit = True
         if self._serving:

@@ -64,6 +64,12 @@ class PollPlugin:
                 del self.groups[conn.group]
         conn.closed.set()
 
+    def close_all(self) -> None:
+        """Ends every stream, so a shutting-down server is not held open by listeners."""
+        for conns in list(self.groups.values()):
+            for conn in list(conns.values()):
+                self.disconnect(conn)
+
     async def send(self, address: Any, body: dict, head: dict[str, str]) -> bool:
         if not isinstance(address, dict):
             return False
