@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 class ServerProcess:
     def __init__(self, *extra_flags: str, db_path: str | None = None, grpc: bool = False, kafka_flags=(),
-                 store_flags: tuple[str, ...] | None = None, log_path: str | None = None):
+                 store_flags: tuple[str, ...] | None = None, log_path: str | None = None,
+                 command: str = "serve"):
         self.http_port = free_port()
         self.poll_port = free_port()
         self.grpc_port = free_port() if grpc else None
@@ -27,6 +28,9 @@ class ServerProcess:
         self.log_path = log_path or os.path.join(self._tmp, "server.log")
         self.extra_flags = list(extra_flags) + list(kafka_flags)
         self.store_flags = list(store_flags) if store_flags is not None else ["--aio-store-sqlite-path", self.db_path]
+        self.subcommand = command
+        if command == "dev" and store_flags is None:
+            self.store_flags = []  # dev runs on an in-memory database
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -38,7 +42,7 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.poll_port}"
 
     def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "resonate.cli", "serve",
+        cmd = [sys.executable, "-m", "resonate.cli", self.subcommand,
                "--api-http-addr", f"127.0.0.1:{self.http_port}",
                "--aio-sender-plugin-poll-addr", f"127.0.0.1:{self.poll_port}",
                "--system-url", self.url]

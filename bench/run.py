@@ -1,0 +1,68 @@
+"""Runs every benchmark and prints one table per transport with its baselines from the same run.
+
+Usage: python bench/run.py [--requests N] [--only http,grpc,kafka,postgres]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench.common import print_table  # noqa: E402
+from bench.http_bench import core_rows, http_rows  # noqa: E402
+from tests.server import ServerProcess  # noqa: E402
+
+LEVELS = [1, 16, 64]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=2000, help="requests per operation and level")
+    parser.add_argument("--only", default="http,grpc,kafka,postgres")
+    args = parser.parse_args()
+    parts = set(args.only.split(","))
+    n = args.requests
+
+    if parts & {"http", "grpc"}:
+        server = ServerProcess(grpc="grpc" in parts).start()
+        try:
+            if "http" in parts:
+                rows = asyncio.run(http_rows(server.url, LEVELS, n))
+                rows += asyncio.run(core_rows(LEVELS, n, batch_size=1000, label="core, group commit (no HTTP)"))
+                rows += asyncio.run(core_rows(LEVELS, n, batch_size=1, label="core, one commit per request"))
+                print_table(rows, f"HTTP on SQLite (synchronous=FULL), {n} requests per cell")
+                by = {(r.transport, r.operation, r.concurrency): r.throughput for r in rows}
+                for op in ("create", "complete"):
+                    group = by[("core, group commit (no HTTP)", op, 64)]
+                    single = by[("core, one commit per request", op, 64)]
+                    print(f"group commit speed-up at 64 clients, {op}: {group / single:.1f}x")
+            if "grpc" in parts:
+                try:
+                    from bench.grpc_bench import run_grpc
+                except ImportError as e:
+                    print(f"\ngRPC benchmark not available: {e}")
+                else:
+                    run_grpc(server.grpc_port, LEVELS, n)
+        finally:
+            server.stop()
+    if "kafka" in parts:
+        try:
+            from bench.kafka_bench import main as kafka_main
+        except ImportError as e:
+            print(f"\nKafka benchmark not available: {e}")
+        else:
+            kafka_main()
+    if "postgres" in parts:
+        try:
+            from bench.postgres_bench import main as postgres_main
+        except ImportError as e:
+            print(f"\nPostgreSQL benchmark not available: {e}")
+        else:
+            postgres_main()
+
+
+if __name__ == "__main__":
+    main()
