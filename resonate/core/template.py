@@ -1,0 +1,120 @@
+"""Expansion of a schedule's ``promiseId`` template, emulating Go ``html/template``.
+
+The reference renders ``template.Must(template.New("promiseId").Parse(id))`` with a
+``map[string]string``.  Supported here, with Go's results:
+
+* literal text, copied unchanged;
+* ``{{.name}}`` (spaces/newlines allowed inside the braces): the variable, HTML-escaped the way
+  html/template escapes a string in HTML text; a missing variable renders as the empty string;
+* ``{{/* comment */}}``: renders nothing;
+* trim markers ``{{- `` and `` -}}``: remove the whitespace before / after the action.
+
+Everything else (pipelines, functions, literals, ``{{.}}``, ``{{if}}``...) raises TemplateError, as do
+the inputs Go fails to parse (unclosed actions or comments, garbage).  Where Go would panic (parse
+error) or fail at execution, the caller skips the schedule for this pass instead of crashing.
+
+Not emulated: html/template's context tracking.  Template text that opens an HTML tag, attribute,
+``<script>`` or comment changes how Go escapes later values (or fails with "ends in a non-text
+context"); promise ids are not expected to contain such markup.
+"""
+
+from __future__ import annotations
+
+__all__ = ["TemplateError", "expand_promise_id"]
+
+_TEMPLATE_NAME = "promiseId"
+_LEFT = "{{"
+_RIGHT = "}}"
+_LEFT_COMMENT = "/*"
+_RIGHT_COMMENT = "*/"
+_SPACE = " \t\r\n"  # text/template's isSpace, also what trim markers remove
+
+_HTML_ESCAPES = str.maketrans({
+    "\0": "\ufffd",
+    '"': "&#34;",
+    "&": "&amp;",
+    "'": "&#39;",
+    "+": "&#43;",
+    "<": "&lt;",
+    ">": "&gt;",
+})
+
+
+class TemplateError(ValueError):
+    """The template cannot be expanded (Go would fail to parse or to execute it)."""
+
+
+def _error(template: str, position: int, message: str) -> TemplateError:
+    line = template.count("\n", 0, position) + 1
+    return TemplateError(f"template: {_TEMPLATE_NAME}:{line}: {message}")
+
+
+def _has_left_trim_marker(template: str, position: int) -> bool:
+    return template.startswith("-", position) and position + 1 < len(template) and template[position + 1] in _SPACE
+
+
+def _is_field_name(name: str) -> bool:
+    # text/template field names: letters, decimal digits and "_"; an ASCII digit right after the
+    # dot makes the lexer read a number instead.
+    return bool(name) and not "0" <= name[0] <= "9" and all(c == "_" or c.isalpha() or c.isdecimal() for c in name)
+
+
+def _render_value(value: object) -> str:
+    return str(value).translate(_HTML_ESCAPES)
+
+
+def expand_promise_id(template: str, variables: dict[str, str]) -> str:
+    """Render ``template`` with ``variables`` (e.g. ``{"id": ..., "timestamp": ...}``)."""
+    output: list[str] = []
+    position = 0
+    trim_leading_space = False  # set by a " -}}" that closed the previous action
+    while True:
+        action_start = template.find(_LEFT, position)
+        text = template[position:] if action_start < 0 else template[position:action_start]
+        if trim_leading_space:
+            text = text.lstrip(_SPACE)
+        if action_start < 0:
+            output.append(text)
+            return "".join(output)
+
+        inner_start = action_start + len(_LEFT)
+        if _has_left_trim_marker(template, inner_start):
+            text = text.rstrip(_SPACE)
+            inner_start += 2
+        output.append(text)
+
+        if template.startswith(_LEFT_COMMENT, inner_start):
+            comment_end = template.find(_RIGHT_COMMENT, inner_start + len(_LEFT_COMMENT))
+            if comment_end < 0:
+                raise _error(template, action_start, "unclosed comment")
+            after_comment = comment_end + len(_RIGHT_COMMENT)
+            if template.startswith(_RIGHT, after_comment):
+                trim_leading_space, position = False, after_comment + len(_RIGHT)
+            elif (
+                after_comment < len(template)
+                and template[after_comment] in _SPACE
+                and template.startswith("-" + _RIGHT, after_comment + 1)
+            ):
+                trim_leading_space, position = True, after_comment + 2 + len(_RIGHT)
+            else:
+                raise _error(template, action_start, "comment ends before closing delimiter")
+            continue
+
+        action_end = template.find(_RIGHT, inner_start)
+        if action_end < 0:
+            raise _error(template, action_start, "unclosed action")
+        body = template[inner_start:action_end]
+        trim_leading_space = len(body) >= 2 and body[-1] == "-" and body[-2] in _SPACE
+        if trim_leading_space:
+            body = body[:-2]
+        position = action_end + len(_RIGHT)
+
+        reference = body.strip(_SPACE)
+        if not reference:
+            raise _error(template, action_start, "missing value for command")
+        if not (reference.startswith(".") and _is_field_name(reference[1:])):
+            action = template[action_start:position]
+            raise _error(template, action_start, f"unsupported action {action}: only {{{{.name}}}} is supported")
+        value = variables.get(reference[1:])
+        if value is not None:
+            output.append(_render_value(value))
