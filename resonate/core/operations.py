@@ -93,6 +93,7 @@ def _ikeys_match(stored: str | None, given: str | None) -> bool:
 
 def create_promise(ctx: Context, req: CreatePromise, claim: tuple[str, int] | None = None,
                    extra_insert: Callable[[], bool] | None = None) -> tuple[int, Promise, Task | None]:
+    """Creates the promise (and the router's invoke task); `extra_insert` joins the same insert."""
     check_fence(ctx, req.fence)
     tx, now = ctx.tx, ctx.now
     existing = tx.read_promise(req.id)
@@ -114,8 +115,8 @@ def create_promise(ctx: Context, req: CreatePromise, claim: tuple[str, int] | No
             raise Retry()
         if task is not None:
             tx.insert_task(task)
-        if extra_insert is not None:
-            extra_insert()
+        if extra_insert is not None and not extra_insert():
+            raise Retry()
         return CREATED, promise, task
     existing = timeout_if_expired(ctx, existing)
     if not _ikeys_match(existing.idempotency_key_for_create, req.idempotency_key):
@@ -532,48 +533,41 @@ def decode_claim_task(f: Fields) -> ClaimTask:
 @dataclass(frozen=True, slots=True)
 class Operation:
     name: str
+    request: type
     decode: Callable[[Fields], Any]
     execute: Callable[[Context, Any], Result]
 
 
 OPERATIONS: dict[str, Operation] = {op.name: op for op in [
-    Operation("promises.read", lambda f: ReadPromise(string(f, "id", required=True)), op_read_promise),
-    Operation("promises.search", decode_search_promises, op_search_promises),
-    Operation("promises.create", decode_create_promise, op_create_promise),
-    Operation("promises.createtask", decode_create_promise_and_task, op_create_promise_and_task),
-    Operation("promises.complete", decode_complete_promise, op_complete_promise),
-    Operation("promises.callback", decode_create_callback, op_create_callback),
-    Operation("promises.subscribe", decode_create_subscription, op_create_subscription),
-    Operation("schedules.read", lambda f: ReadSchedule(string(f, "id", required=True)), op_read_schedule),
-    Operation("schedules.search", decode_search_schedules, op_search_schedules),
-    Operation("schedules.create", decode_create_schedule, op_create_schedule),
-    Operation("schedules.delete", lambda f: DeleteSchedule(string(f, "id", required=True)), op_delete_schedule),
-    Operation("locks.acquire", lambda f: AcquireLock(
+    Operation("promises.read", ReadPromise, lambda f: ReadPromise(string(f, "id", required=True)), op_read_promise),
+    Operation("promises.search", SearchPromises, decode_search_promises, op_search_promises),
+    Operation("promises.create", CreatePromise, decode_create_promise, op_create_promise),
+    Operation("promises.createtask", CreatePromiseAndTask, decode_create_promise_and_task, op_create_promise_and_task),
+    Operation("promises.complete", CompletePromise, decode_complete_promise, op_complete_promise),
+    Operation("promises.callback", CreateCallback, decode_create_callback, op_create_callback),
+    Operation("promises.subscribe", CreateSubscription, decode_create_subscription, op_create_subscription),
+    Operation("schedules.read", ReadSchedule, lambda f: ReadSchedule(string(f, "id", required=True)), op_read_schedule),
+    Operation("schedules.search", SearchSchedules, decode_search_schedules, op_search_schedules),
+    Operation("schedules.create", CreateSchedule, decode_create_schedule, op_create_schedule),
+    Operation("schedules.delete", DeleteSchedule, lambda f: DeleteSchedule(string(f, "id", required=True)), op_delete_schedule),
+    Operation("locks.acquire", AcquireLock, lambda f: AcquireLock(
         resource_id=string(f, "resourceId", required=True), execution_id=string(f, "executionId", required=True),
         process_id=string(f, "processId", required=True), ttl=int64(f, "ttl", minimum=0)), op_acquire_lock),
-    Operation("locks.release", lambda f: ReleaseLock(
+    Operation("locks.release", ReleaseLock, lambda f: ReleaseLock(
         resource_id=string(f, "resourceId", required=True),
         execution_id=string(f, "executionId", required=True)), op_release_lock),
-    Operation("locks.heartbeat", lambda f: HeartbeatLocks(string(f, "processId", required=True)),
+    Operation("locks.heartbeat", HeartbeatLocks, lambda f: HeartbeatLocks(string(f, "processId", required=True)),
               op_heartbeat_locks),
-    Operation("tasks.claim", decode_claim_task, op_claim_task),
-    Operation("tasks.complete", lambda f: CompleteTask(
+    Operation("tasks.claim", ClaimTask, decode_claim_task, op_claim_task),
+    Operation("tasks.complete", CompleteTask, lambda f: CompleteTask(
         id=string(f, "id", required=True), counter=int64(f, "counter", required=True)), op_complete_task),
-    Operation("tasks.drop", lambda f: DropTask(
+    Operation("tasks.drop", DropTask, lambda f: DropTask(
         id=string(f, "id", required=True), counter=int64(f, "counter", required=True)), op_drop_task),
-    Operation("tasks.heartbeat", lambda f: HeartbeatTasks(string(f, "processId", required=True)),
+    Operation("tasks.heartbeat", HeartbeatTasks, lambda f: HeartbeatTasks(string(f, "processId", required=True)),
               op_heartbeat_tasks),
 ]}
 
-EXECUTORS: dict[type, Callable[[Context, Any], Result]] = {
-    ReadPromise: op_read_promise, SearchPromises: op_search_promises, CreatePromise: op_create_promise,
-    CreatePromiseAndTask: op_create_promise_and_task, CompletePromise: op_complete_promise,
-    CreateCallback: op_create_callback, CreateSubscription: op_create_subscription,
-    ReadSchedule: op_read_schedule, SearchSchedules: op_search_schedules, CreateSchedule: op_create_schedule,
-    DeleteSchedule: op_delete_schedule, AcquireLock: op_acquire_lock, ReleaseLock: op_release_lock,
-    HeartbeatLocks: op_heartbeat_locks, ClaimTask: op_claim_task, CompleteTask: op_complete_task,
-    DropTask: op_drop_task, HeartbeatTasks: op_heartbeat_tasks,
-}
+EXECUTORS: dict[type, Callable[[Context, Any], Result]] = {op.request: op.execute for op in OPERATIONS.values()}
 
 
 def decode(operation: str, fields: Mapping[str, Any] | None) -> Any:
