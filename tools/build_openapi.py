@@ -20,12 +20,54 @@ def correct(doc: dict) -> dict:
     paths["/ping"] = {"get": {"summary": "Liveness", "operationId": "ping",
                               "responses": {"200": {"description": "ok", "content": {"application/json": {
                                   "schema": {"type": "object", "properties": {"status": {"type": "string"}}}}}}}}}
-    # the server defaults a missing timeout to 0 instead of requiring it
-    for schema in doc.get("components", {}).get("schemas", {}).values():
-        if isinstance(schema, dict) and "required" in schema:
-            if "timeout" in schema["required"] and "param" in schema.get("properties", {}):
-                schema["required"] = [r for r in schema["required"] if r != "timeout"]
+    schemas = doc["components"]["schemas"]
+    # responses: what the server really emits (omitempty rules of spec 1.1-1.7)
+    schemas["Promise"]["required"] = ["id", "state", "param", "value", "timeout"]
+    schemas["Callback"]["properties"]["rootPromiseId"] = {"type": "string", "description": "always empty"}
+    schemas["Callback"]["required"] = ["id", "promiseId", "rootPromiseId", "timeout", "createdOn"]
+    schemas["Task"]["properties"]["rootPromiseId"] = {"type": "string"}
+    schemas["Task"]["required"] = ["id", "counter", "timeout", "rootPromiseId"]
+    schedule = schemas["Schedule"]
+    schedule["properties"] = {("desc" if k == "description" else k): v for k, v in schedule["properties"].items()}
+    schedule["required"] = ["id", "cron", "tags", "promiseId", "promiseTimeout", "promiseParam", "nextRunTime",
+                            "createdOn"]
+    for path, methods in paths.items():
+        for op in methods.values():
+            body = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
+            _relax(body)
+            if path == "/schedules" and "properties" in body:
+                props = body["properties"]
+                props.pop("idempotencyKey", None)  # read from the idempotency-key header only
+                if "description" in props:
+                    props["desc"] = props.pop("description")
+                op.setdefault("parameters", []).append(
+                    {"in": "header", "name": "idempotency-key", "schema": {"type": "string"}})
+            for param in op.get("parameters", []):
+                if param.get("in") == "path" and param.get("name") == "id":
+                    param["description"] = "the id; may contain '/' (the rest of the path is the id)"
+    # the deprecated routes the server still serves, with the promise id in the body
+    for old, new in (("/callbacks", "/promises/callback/{id}"), ("/subscriptions", "/promises/subscribe/{id}")):
+        op = json.loads(json.dumps(paths[new]["post"]))
+        op["deprecated"] = True
+        op["operationId"] += "Deprecated"
+        op["parameters"] = [p for p in op.get("parameters", []) if p.get("in") != "path"]
+        body = op["requestBody"]["content"]["application/json"]["schema"]
+        body.setdefault("properties", {})["promiseId"] = {"type": "string"}
+        body.setdefault("required", []).append("promiseId")
+        paths[old] = {"post": op}
     return doc
+
+
+def _relax(schema: dict) -> None:
+    """Integers such as timeout and ttl default to 0 in the server; they are not required."""
+    if not isinstance(schema, dict):
+        return
+    if "required" in schema:
+        schema["required"] = [r for r in schema["required"] if r not in ("timeout", "ttl", "promiseTimeout")]
+        if not schema["required"]:
+            del schema["required"]
+    for sub in schema.get("properties", {}).values():
+        _relax(sub)
 
 
 if __name__ == "__main__":
