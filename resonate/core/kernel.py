@@ -150,6 +150,18 @@ class Kernel:
             conn.close()
 
     def _run_batch(self, conn, batch: list[_Item]) -> None:
+        # a caller that gave up before its request started is dropped; a running future cannot be
+        # cancelled any more, so setting its result below is always safe
+        live = []
+        for item in batch:
+            if item.future.set_running_or_notify_cancel():
+                live.append(item)
+            elif item.counted:
+                with self._pending_lock:
+                    self._pending -= 1
+        batch = live
+        if not batch:
+            return
         outcomes: list[tuple[bool, Any]] = []
         outgoing: list[Outgoing] = []
         for attempt in range(MAX_RETRIES):

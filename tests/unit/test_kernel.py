@@ -115,3 +115,15 @@ def test_stopped_kernel_refuses_with_50300(tmp_path):
     with pytest.raises(ApiError) as e:
         kernel.call(create(1))
     assert e.value.code == 50300
+
+
+def test_cancelled_callers_do_not_stop_the_writer(tmp_path):
+    kernel = make_kernel(tmp_path)
+    try:
+        futures = [kernel.submit(create(i)) for i in range(200)]
+        for f in futures[::3]:
+            f.cancel()
+        wait([f for f in futures if not f.cancelled()])
+        assert kernel.call(decode("promises.create", {"id": "after", "timeout": 10**15})).code == 20100
+    finally:
+        kernel.stop()
