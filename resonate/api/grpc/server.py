@@ -1,0 +1,167 @@
+"""gRPC transport: the 20 unary RPCs of the reference's protos, served by `grpc.aio` on the app's loop.
+
+Every RPC goes through one generic handler driven by the table in `mapping.py`: parse the request
+bytes, turn the message into canonical fields, let the core decode and run them, and write the
+result back. Errors carry a gRPC status mapped from the core's 5-digit code, a message naming the
+cause, and the 5-digit code itself in the trailing metadata key `resonate-code` (sent on success
+too, so clients can tell 200 from 201 where the response message cannot).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import grpc
+from google.protobuf.message import DecodeError
+
+from ...core.codes import STATUS_TEXT, ApiError, invalid, server_error
+from ...core.operations import decode
+from .mapping import RPCS, Rpc
+
+log = logging.getLogger("resonate.grpc")
+
+CODE_TRAILER = "resonate-code"
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # grpc-go's default receive limit, which the reference runs with
+
+# 5-digit code -> gRPC status: exact codes first, then by the first three digits
+_STATUS_BY_CODE = {40000: grpc.StatusCode.INVALID_ARGUMENT, 40100: grpc.StatusCode.UNAUTHENTICATED,
+                   41200: grpc.StatusCode.FAILED_PRECONDITION}
+_STATUS_BY_HUNDRED = {403: grpc.StatusCode.PERMISSION_DENIED, 404: grpc.StatusCode.NOT_FOUND,
+                      409: grpc.StatusCode.ALREADY_EXISTS, 500: grpc.StatusCode.INTERNAL,
+                      503: grpc.StatusCode.UNAVAILABLE}
+
+
+def grpc_status(code: int) -> grpc.StatusCode:
+    status = _STATUS_BY_CODE.get(code) or _STATUS_BY_HUNDRED.get(code // 100)
+    if status is not None:
+        return status
+    return grpc.StatusCode.INVALID_ARGUMENT if 40000 <= code < 50000 else grpc.StatusCode.INTERNAL
+
+
+def error_message(error: ApiError) -> str:
+    """The cause: the detail texts when there are any, else the code's fixed text."""
+    details = [d for d in error.details if d]
+    return "; ".join(details) if details else STATUS_TEXT.get(error.code, STATUS_TEXT[50000])
+
+
+def _give_up_if_caller_left(context: grpc.aio.ServicerContext) -> None:
+    """The operation has run; if the caller's deadline already passed, nobody waits for the answer, and
+    sending it would only make grpcio log a failed batch."""
+    remaining = context.time_remaining()
+    if remaining is not None and remaining <= 0:
+        raise asyncio.CancelledError()
+
+
+class _Drain:
+    """Counts calls in flight; once draining, new calls are refused with 50300 (as the reference does
+    while it shuts down), so a client sees a clean UNAVAILABLE instead of a cancelled call."""
+
+    QUIET_S = 0.2  # no new call for this long: whatever the clients had queued has been answered
+
+    def __init__(self):
+        self.draining = False
+        self.inflight = 0
+        self.last_arrival = 0.0
+
+    def enter(self) -> None:
+        self.last_arrival = time.monotonic()
+        if self.draining:
+            raise server_error(50300)
+        self.inflight += 1
+
+    def leave(self) -> None:
+        self.inflight -= 1
+
+    async def settle(self, deadline: float) -> bool:
+        """Wait until nothing runs and no call arrived for QUIET_S (True), or until the deadline (False)."""
+        self.draining = True
+        while time.monotonic() < deadline:
+            if self.inflight == 0 and time.monotonic() - self.last_arrival >= self.QUIET_S:
+                return True
+            await asyncio.sleep(0.01)
+        return False
+
+
+def _handler(rpc: Rpc, kernel, drain: _Drain):
+    async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        try:
+            drain.enter()
+        except ApiError as e:
+            await context.abort(grpc_status(e.code), error_message(e), trailing_metadata=((CODE_TRAILER, str(e.code)),))
+        try:
+            return await run_call(raw, context)
+        finally:
+            drain.leave()
+
+    async def run_call(raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        try:
+            try:
+                message = rpc.request.FromString(raw)
+            except DecodeError:
+                raise invalid(f"the request is not a valid {rpc.request.DESCRIPTOR.full_name} message") from None
+            request = decode(rpc.operation, rpc.fields(message))
+            # shielded: a client that cancels or times out does not cancel the operation, which runs to
+            # completion as in the reference, and the kernel's future is never cancelled under it
+            result = await asyncio.shield(asyncio.wrap_future(kernel.submit(request)))
+            reply = rpc.reply(result).SerializeToString()
+        except ApiError as e:
+            error = e
+        except Exception as e:  # a bug, not an input: answer cleanly and keep serving
+            log.exception("%s failed", rpc.path)
+            error = server_error(50000, f"{type(e).__name__}: {e}")
+        else:
+            _give_up_if_caller_left(context)
+            context.set_trailing_metadata(((CODE_TRAILER, str(result.code)),))
+            return reply
+        _give_up_if_caller_left(context)
+        await context.abort(grpc_status(error.code), error_message(error),
+                            trailing_metadata=((CODE_TRAILER, str(error.code)),))
+
+    return handle
+
+
+def generic_handlers(kernel, drain: _Drain) -> list[grpc.GenericRpcHandler]:
+    """One generic handler per service; request and response stay raw bytes so bad bytes get a clean 40000."""
+    services: dict[str, dict[str, grpc.RpcMethodHandler]] = {}
+    for rpc in RPCS:
+        services.setdefault(rpc.service, {})[rpc.method] = grpc.unary_unary_rpc_method_handler(
+            _handler(rpc, kernel, drain))
+    return [grpc.method_handlers_generic_handler(service, methods) for service, methods in services.items()]
+
+
+class GrpcServer:
+    def __init__(self, kernel, cfg):
+        self.kernel = kernel
+        self.cfg = cfg
+        self.port: int | None = None  # the bound port (useful when cfg asks for port 0)
+        self._server: grpc.aio.Server | None = None
+        self._drain = _Drain()
+
+    async def start(self) -> None:
+        host, port = self.cfg.grpc_addr
+        server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                                          ("grpc.so_reuseport", 0)])
+        server.add_generic_rpc_handlers(generic_handlers(self.kernel, self._drain))
+        target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        try:
+            self.port = server.add_insecure_port(target)
+        except RuntimeError as e:
+            raise SystemExit(f"resonate: could not listen for gRPC on {target}: {e}") from None
+        await server.start()
+        self._server = server
+        log.info("gRPC listening on %s", target)
+
+    async def stop(self) -> None:
+        """Refuse new calls (50300), let in-flight ones finish within the grace period, then close."""
+        if self._server is None:
+            return
+        grace = self.cfg.http_timeout_ms / 1000
+        deadline = time.monotonic() + grace
+        # keep answering while draining: calls the clients already sent get 50300 (UNAVAILABLE), which
+        # says "not executed, retry"; grpcio would otherwise cancel queued calls outright on stop
+        if not await self._drain.settle(deadline):
+            log.warning("gRPC: %d calls still running after the %.1fs grace; cancelling them",
+                        self._drain.inflight, grace)
+        await self._server.stop(grace=max(0.0, deadline - time.monotonic()))
+        self._server = None
