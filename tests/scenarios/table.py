@@ -145,6 +145,13 @@ scenario("search rejected group includes timed out and canceled",
          Step("promises.search", {"id": f"{P}*", "state": "rejected"}, 20000,
               {"promises": [{"id": f"{P}c", "state": "REJECTED_CANCELED"},
                             {"id": f"{P}t", "state": "REJECTED_TIMEDOUT"}]}))
+scenario("search tags match flat keys exactly, whatever their characters",
+         create(f"{P}a", 20100, tags={"a.b": "1", "x[": "2", "": "3"}),
+         Step("promises.search", {"id": f"{P}*", "tags": {"a.b": "1"}}, 20000, {"promises": [{"id": f"{P}a"}]}),
+         Step("promises.search", {"id": f"{P}*", "tags": {"x[": "2", "": "3"}}, 20000,
+              {"promises": [{"id": f"{P}a"}]}),
+         Step("promises.search", {"id": f"{P}*", "tags": {"a": "1"}}, 20000, {"promises": []}),
+         Step("promises.search", {"id": f"{P}*", "tags": {"[": "1"}}, 20000, {"promises": []}))
 scenario("search validation",
          Step("promises.search", {}, 40000), Step("promises.search", {"id": ""}, 40000),
          Step("promises.search", {"id": "*", "state": "done"}, 40000),

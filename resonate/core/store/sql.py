@@ -108,11 +108,15 @@ class SqlTx:
 
     # -- dialect hooks
     def tag_filter(self, tags: dict[str, str]) -> tuple[str, list]:
+        # flat keys matched exactly (as PostgreSQL's @>); a JSON path built from the key would fail on `[`
         clauses, params = [], []
         for k, v in sorted(tags.items()):
-            clauses.append("json_extract(tags, '$.' || ?) = ?")
+            clauses.append("EXISTS (SELECT 1 FROM json_each(tags) WHERE json_each.key = ? AND json_each.value = ?)")
             params.extend([k, v])
         return " AND ".join(clauses), params
+
+    # appended to reads of due background work; PostgreSQL locks those rows (several servers, one database)
+    LOCK_DUE = ""
 
     ENQUEUEABLE = (
         f"SELECT {TASK_COLUMNS} FROM tasks WHERE sort_id IN ("
@@ -159,8 +163,8 @@ class SqlTx:
              promise_id)) == 1
 
     def read_expired_promises(self, now: int, limit: int) -> list[Promise]:
-        rows = self.all(f"SELECT {PROMISE_COLUMNS} FROM promises WHERE state = 1 AND timeout <= ? LIMIT ?",
-                        (now, limit))
+        rows = self.all(f"SELECT {PROMISE_COLUMNS} FROM promises WHERE state = 1 AND timeout <= ? LIMIT ?"
+                        f"{self.LOCK_DUE}", (now, limit))
         return [promise_from_row(r) for r in rows]
 
     # -- callbacks
@@ -169,7 +173,7 @@ class SqlTx:
             "INSERT INTO callbacks (id, promise_id, root_promise_id, recv, mesg, timeout, created_on)"
             " SELECT ?, ?, ?, ?, ?, ?, ?"
             " WHERE EXISTS (SELECT 1 FROM promises WHERE id = ? AND state = 1)"
-            " AND NOT EXISTS (SELECT 1 FROM callbacks WHERE id = ?)",
+            " AND NOT EXISTS (SELECT 1 FROM callbacks WHERE id = ?) ON CONFLICT (id) DO NOTHING",
             (cb.id, cb.promise_id, cb.mesg.root, self.blob(cb.recv.encode()),
              self.blob(gojson.dumps(cb.mesg.to_json()).encode()), cb.timeout, cb.created_on, cb.promise_id,
              cb.id)) == 1
@@ -210,7 +214,7 @@ class SqlTx:
     def read_expired_tasks(self, now: int, limit: int) -> list[Task]:
         rows = self.all(f"SELECT {TASK_COLUMNS} FROM tasks WHERE (state & 6) != 0 AND"
                         " ((expires_at != 0 AND expires_at <= ?) OR timeout <= ?)"
-                        " ORDER BY root_promise_id, sort_id LIMIT ?", (now, now, limit))
+                        f" ORDER BY root_promise_id, sort_id LIMIT ?{self.LOCK_DUE}", (now, now, limit))
         return [task_from_row(r) for r in rows]
 
     def read_enqueueable_tasks(self, now: int, limit: int) -> list[Task]:
@@ -264,7 +268,7 @@ class SqlTx:
 
     def read_due_schedules(self, now: int, limit: int) -> list[Schedule]:
         rows = self.all(f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE next_run_time <= ?"
-                        " ORDER BY next_run_time, sort_id LIMIT ?", (now, limit))
+                        f" ORDER BY next_run_time, sort_id LIMIT ?{self.LOCK_DUE}", (now, limit))
         return [schedule_from_row(r) for r in rows]
 
     # -- locks
