@@ -1,5 +1,8 @@
 import pytest
 
+# real Kafka broker and PostgreSQL, provisioned by the test set-up (tests/infra)
+pytest_plugins = ["tests.infra.fixtures"]
+
 from tests.server import ServerProcess
 
 
