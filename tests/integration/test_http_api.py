@@ -151,7 +151,9 @@ def test_any_json_body_gets_a_4xx_or_success_never_a_5xx(api, route, body):
 @given(params=st.dictionaries(st.sampled_from(["id", "state", "limit", "cursor", "tags[a]", "tags["]),
                               st.text(max_size=30), max_size=4),
        headers=st.dictionaries(st.sampled_from(["strict", "idempotency-key", "task-id", "task-counter"]),
-                               st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=20),
+                               # HTTP clients refuse header values with outer spaces
+                               st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126),
+                                       max_size=20).map(str.strip),
                                max_size=3))
 def test_any_query_or_header_gets_a_clean_answer(api, params, headers):
     r = api.get("/promises", params=params, headers=headers)
