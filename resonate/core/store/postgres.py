@@ -1,0 +1,369 @@
+"""PostgreSQL store: the reference's schema, several writer connections, group commit, safe scale-out.
+
+Every statement is `SqlTx`'s (resonate/core/store/sql.py); this module only sets the dialect: `%s`
+placeholders, JSONB containment for tags, DISTINCT ON for enqueueable tasks, and row locks that make
+several server processes on one database do each piece of background work once (docs/scaling-out.md).
+
+Transactions run at READ COMMITTED: a conditional write that loses a race waits for the winner, then
+re-checks its condition against the committed row and affects nothing, which the operations turn into
+`Retry` (re-run the request against the new state). Serialization failures and deadlocks roll back
+the whole batch and the kernel runs it again.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import zlib
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.types.json import Jsonb
+
+from .. import gojson, template
+from ..codes import invalid
+from ..model import Lock, Promise, Schedule, Task
+from ..operations import Retry
+from . import tables
+from .base import Connection, RetryableStoreError, Store
+from .sql import TASK_COLUMNS, SqlTx, task_from_row
+
+log = logging.getLogger("resonate.store.postgres")
+
+# one key for every server sharing the database: schema changes happen one server at a time
+MIGRATION_LOCK_KEY = zlib.crc32(b"resonate-migrations")
+
+# version -> statements; every statement is idempotent so a half-known database upgrades cleanly
+MIGRATIONS: dict[int, list[str]] = {
+    1: [  # the reference's 001_initial_schema.sql
+        "CREATE TABLE IF NOT EXISTS migrations (id INTEGER, PRIMARY KEY (id))",
+        """CREATE TABLE IF NOT EXISTS promises (
+            id TEXT, sort_id SERIAL, state INTEGER DEFAULT 1, param_headers JSONB, param_data BYTEA,
+            value_headers JSONB, value_data BYTEA, timeout BIGINT, idempotency_key_for_create TEXT,
+            idempotency_key_for_complete TEXT, tags JSONB, created_on BIGINT, completed_on BIGINT,
+            PRIMARY KEY (id))""",
+        "CREATE INDEX IF NOT EXISTS idx_promises_sort_id ON promises (sort_id)",
+        """CREATE TABLE IF NOT EXISTS callbacks (
+            id TEXT UNIQUE, promise_id TEXT, root_promise_id TEXT, recv BYTEA, mesg BYTEA, timeout BIGINT,
+            created_on BIGINT)""",
+        """CREATE TABLE IF NOT EXISTS schedules (
+            id TEXT, sort_id SERIAL, description TEXT, cron TEXT, tags JSONB, promise_id TEXT,
+            promise_timeout BIGINT, promise_param_headers JSONB, promise_param_data BYTEA, promise_tags JSONB,
+            last_run_time BIGINT, next_run_time BIGINT, idempotency_key TEXT, created_on BIGINT,
+            PRIMARY KEY (id))""",
+        "CREATE INDEX IF NOT EXISTS idx_schedules_sort_id ON schedules (sort_id)",
+        "CREATE INDEX IF NOT EXISTS idx_schedules_next_run_time ON schedules (next_run_time)",
+        """CREATE TABLE IF NOT EXISTS locks (
+            resource_id TEXT, execution_id TEXT, process_id TEXT, ttl BIGINT, expires_at BIGINT,
+            PRIMARY KEY (resource_id))""",
+        "CREATE INDEX IF NOT EXISTS idx_locks_id ON locks (resource_id, execution_id)",
+        "CREATE INDEX IF NOT EXISTS idx_locks_process_id ON locks (process_id)",
+        "CREATE INDEX IF NOT EXISTS idx_locks_expires_at ON locks (expires_at)",
+        """CREATE TABLE IF NOT EXISTS tasks (
+            id TEXT, sort_id SERIAL, process_id TEXT, state INTEGER DEFAULT 1, root_promise_id TEXT, recv BYTEA,
+            mesg BYTEA, timeout BIGINT, counter INTEGER DEFAULT 1, attempt INTEGER DEFAULT 0, ttl BIGINT DEFAULT 0,
+            expires_at BIGINT DEFAULT 0, created_on BIGINT, completed_on BIGINT, PRIMARY KEY (id))""",
+        "CREATE INDEX IF NOT EXISTS idx_tasks_process_id ON tasks (process_id)",
+        "CREATE INDEX IF NOT EXISTS idx_tasks_expires_at ON tasks (expires_at)",
+    ],
+    2: [  # the same additions as the SQLite schema (tables.py): stored replies and lookup indexes
+        "CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, reply BYTEA, created_on BIGINT)",
+        "CREATE INDEX IF NOT EXISTS idx_tasks_root_promise_id ON tasks (root_promise_id)",
+        "CREATE INDEX IF NOT EXISTS idx_tasks_state ON tasks (state)",
+        "CREATE INDEX IF NOT EXISTS idx_callbacks_promise_id ON callbacks (promise_id)",
+    ],
+}
+assert max(MIGRATIONS) == tables.SCHEMA_VERSION, "a schema version was added to tables.py but not here"
+
+TABLES = ("promises", "callbacks", "schedules", "locks", "tasks", "replies", "migrations")
+
+# A server that stops answering (frozen, cut off) while holding row locks would stall the other
+# servers; PostgreSQL ends such a transaction after this long (the reference's tx-timeout, 10s).
+IDLE_IN_TRANSACTION_TIMEOUT = "10s"
+
+# A btree index entry holds at most 2704 bytes: longer ids cannot be stored (SQLite has no such
+# limit). Checked before a request's first write, with room for the `__invoke:` prefix of task ids.
+MAX_KEY_BYTES = 2600
+NUL_MESSAGE = "text fields (ids, tags, headers, keys) must not contain the NUL character \\u0000 on PostgreSQL"
+
+
+def _check_key(field: str, value: str | None, reserve: int = 0) -> None:
+    if value is not None and len(value.encode()) + reserve > MAX_KEY_BYTES:
+        limit = MAX_KEY_BYTES - reserve
+        if " and " in field:
+            raise invalid(f"the fields {field} must be at most {limit} bytes long together")
+        raise invalid(f"the field {field} must be at most {limit} bytes long")
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    return False
+
+
+class PostgresTx(SqlTx):
+    placeholder = "%s"
+    _converted: dict[str, str] = {}
+
+    # rows of due background work are locked, and rows another server holds are skipped: each piece of
+    # work goes to exactly one server, and the values read stay true until this transaction commits
+    LOCK_DUE = " FOR UPDATE SKIP LOCKED"
+
+    # the reference's DISTINCT ON, wrapped so the rows can be locked (FOR UPDATE forbids DISTINCT);
+    # the outer conditions are re-checked against the latest row version once it is locked
+    ENQUEUEABLE = (
+        f"SELECT {TASK_COLUMNS} FROM tasks WHERE id IN ("
+        " SELECT DISTINCT ON (root_promise_id) id FROM tasks t1 WHERE state = 1 AND expires_at <= ?"
+        " AND NOT EXISTS (SELECT 1 FROM tasks t2 WHERE t2.root_promise_id = t1.root_promise_id"
+        " AND t2.state IN (2, 4))"
+        " ORDER BY root_promise_id, sort_id LIMIT ?)"
+        " AND state = 1 AND expires_at <= ? ORDER BY root_promise_id FOR UPDATE SKIP LOCKED")
+
+    # -- plumbing: PostgreSQL text cannot hold NUL; say so (400) instead of failing the statement (500)
+    def execute(self, sql: str, params=()) -> int:
+        return super().execute(sql, _text_params(params))
+
+    def one(self, sql: str, params=()):
+        return super().one(sql, _text_params(params))
+
+    def all(self, sql: str, params=()):
+        return super().all(sql, _text_params(params))
+
+    def read_enqueueable_tasks(self, now: int, limit: int) -> list[Task]:
+        return [task_from_row(r) for r in self.all(self.ENQUEUEABLE, (now, limit, now))]
+
+    def blob(self, data: bytes) -> Any:
+        return bytes(data)
+
+    def json_value(self, text: str) -> Any:
+        if "\\u0000" in text and _has_nul(json.loads(text)):
+            raise invalid(NUL_MESSAGE)
+        return Jsonb(text, dumps=_already_json)
+
+    def tag_filter(self, tags: dict[str, str]) -> tuple[str, list]:
+        # flat keys, exact values (spec 4.2): containment, served by JSONB
+        if _has_nul(tags):
+            raise invalid(NUL_MESSAGE)
+        return "tags @> ?::jsonb", [gojson.dumps(dict(sorted(tags.items())))]
+
+    def search_promises(self, pattern: str, *args, **kwargs) -> list[Promise]:
+        return super().search_promises(_like_pattern(pattern), *args, **kwargs)
+
+    def search_schedules(self, pattern: str, *args, **kwargs) -> list[Schedule]:
+        return super().search_schedules(_like_pattern(pattern), *args, **kwargs)
+
+    def insert_promise(self, p: Promise) -> bool:
+        _check_key("id", p.id, reserve=len("__invoke:"))
+        return super().insert_promise(p)
+
+    def insert_schedule(self, s: Schedule) -> bool:
+        _check_key("id", s.id)
+        try:  # the promises it will create must fit too, or every later firing would fail
+            longest = template.expand_promise_id(s.promise_id, {"id": s.id, "timestamp": "9" * 20})
+        except template.TemplateError:
+            longest = None  # skipped at each firing, as on SQLite
+        _check_key("promiseId", longest, reserve=len("__invoke:"))
+        return super().insert_schedule(s)
+
+    def acquire_lock(self, lock: Lock) -> bool:
+        _check_key("resourceId", lock.resource_id)
+        _check_key("resourceId and executionId", lock.resource_id + (lock.execution_id or ""))  # one index entry
+        _check_key("processId", lock.process_id)
+        return super().acquire_lock(lock)
+
+    def update_task(self, t: Task, expected_states: int, expected_counter: int) -> bool:
+        _check_key("processId", t.process_id)
+        return super().update_task(t, expected_states, expected_counter)
+
+    def insert_callback(self, cb) -> bool:
+        _check_key("id and promiseId" if cb.mesg.type == "notify" else "rootPromiseId and promiseId", cb.id)
+        # Lock the promise against completion first. Without it a completion committing meanwhile on
+        # another connection would not see this callback, which would then never become a task.
+        row = self.one("SELECT state FROM promises WHERE id = ? FOR SHARE", (cb.promise_id,))
+        if row is None or row[0] != 1:
+            raise Retry()  # completed since the operation read it: answer from the new state
+        return super().insert_callback(cb)
+
+    def read_reply(self, key: str) -> bytes | None:
+        # Two servers handed the same deduplicated request (a Kafka redelivery during a rebalance)
+        # take turns on its key: the second waits for the first to commit, then replays its reply.
+        self.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", (key,))
+        return super().read_reply(key)
+
+
+def _already_json(text: str) -> str:
+    return text
+
+
+def _text_params(params) -> tuple:
+    params = tuple(params)
+    for value in params:
+        if isinstance(value, str) and "\x00" in value:
+            raise invalid(NUL_MESSAGE)
+    return params
+
+
+def _like_pattern(pattern: str) -> str:
+    """`\\` escapes in PostgreSQL's LIKE; a lone one at the end (an error there) matches itself."""
+    trailing = len(pattern) - len(pattern.rstrip("\\"))
+    return pattern + "\\" if trailing % 2 else pattern
+
+
+_RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected, pg_errors.LockNotAvailable)
+
+
+class PostgresConnection(Connection):
+    def __init__(self, store: "PostgresStore"):
+        self.store = store
+        self.conn: psycopg.Connection | None = None
+        self.tx: PostgresTx | None = None
+        self._open()
+
+    def _open(self) -> None:
+        self.conn = self.store.open_connection()
+        self.tx = PostgresTx(self.conn.cursor())
+
+    def _run(self, sql: str) -> None:
+        try:
+            self.conn.execute(sql)
+        except _RETRYABLE as e:
+            raise RetryableStoreError(str(e)) from e
+
+    def begin(self) -> None:
+        if self.conn is None or self.conn.broken or self.conn.closed:
+            try:  # the database restarted or the network dropped: reconnect, and let the kernel retry
+                self._open()
+            except psycopg.OperationalError as e:
+                raise RetryableStoreError(f"cannot reach PostgreSQL: {e}") from e
+        try:
+            self.conn.execute("BEGIN")
+        except psycopg.OperationalError as e:
+            self._discard()
+            raise RetryableStoreError(f"cannot reach PostgreSQL: {e}") from e
+
+    def commit(self) -> None:
+        # a commit lost with the connection is not retried: it may have happened
+        self._run("COMMIT")
+
+    def rollback(self) -> None:
+        if self.conn is None or self.conn.broken or self.conn.closed:
+            return
+        try:
+            self.conn.execute("ROLLBACK")
+        except psycopg.OperationalError:
+            self._discard()
+
+    def savepoint(self) -> None:
+        self.conn.execute("SAVEPOINT request")
+
+    def release_savepoint(self) -> None:
+        self.conn.execute("RELEASE SAVEPOINT request")
+
+    def rollback_to_savepoint(self) -> None:
+        self.conn.execute("ROLLBACK TO SAVEPOINT request")
+        self.conn.execute("RELEASE SAVEPOINT request")
+
+    def _discard(self) -> None:
+        try:
+            self.conn.close()
+        except Exception:
+            pass
+        self.store.forget(self.conn)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self._discard()
+
+
+class PostgresStore(Store):
+    def __init__(self, conninfo: str, workers: int = 4, reset: bool = False):
+        self.conninfo = conninfo
+        self.workers = workers
+        self.reset = reset
+        self._open: set[psycopg.Connection] = set()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, cfg) -> "PostgresStore":
+        params = {"host": cfg.postgres_host, "port": cfg.postgres_port, "dbname": cfg.postgres_database}
+        if cfg.postgres_username:
+            params["user"] = cfg.postgres_username
+        if cfg.postgres_password:
+            params["password"] = cfg.postgres_password
+        params.update(cfg.postgres_query)  # e.g. sslmode=disable, connect_timeout=5
+        return cls(make_conninfo(**params), workers=cfg.postgres_workers, reset=cfg.postgres_reset)
+
+    def writers(self) -> int:
+        return self.workers
+
+    def where(self) -> str:
+        """The database, for messages: host:port/dbname, never the password."""
+        d = conninfo_to_dict(self.conninfo)
+        return f"{d.get('host', 'localhost')}:{d.get('port', 5432)}/{d.get('dbname', '')}"
+
+    def open_connection(self) -> psycopg.Connection:
+        conn = psycopg.connect(self.conninfo, autocommit=True, application_name="resonate",
+                               **self._connect_timeout())
+        conn.execute(f"SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION_TIMEOUT}'")
+        with self._lock:
+            self._open.add(conn)
+        return conn
+
+    def forget(self, conn: psycopg.Connection) -> None:
+        with self._lock:
+            self._open.discard(conn)
+
+    def _connect_timeout(self) -> dict:
+        # an unreachable host must fail a writer's reconnect in seconds, not after the OS gives up
+        return {} if "connect_timeout" in conninfo_to_dict(self.conninfo) else {"connect_timeout": 5}
+
+    def migrate(self) -> None:
+        try:
+            conn = psycopg.connect(self.conninfo, autocommit=True, application_name="resonate-migrate",
+                                   **self._connect_timeout())
+        except psycopg.OperationalError as e:
+            raise RuntimeError(f"cannot connect to PostgreSQL at {self.where()}: {e}".strip()) from None
+        with conn:
+            # servers starting together take turns; the later ones find the schema in place
+            conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+            try:
+                current = self._schema_version(conn)
+                if current > tables.SCHEMA_VERSION:
+                    raise RuntimeError(f"the database schema version {current} is newer than this server's "
+                                       f"({tables.SCHEMA_VERSION}); upgrade the server")
+                if current < tables.SCHEMA_VERSION:
+                    with conn.transaction():
+                        for version in range(current + 1, tables.SCHEMA_VERSION + 1):
+                            for statement in MIGRATIONS[version]:
+                                conn.execute(statement)
+                            conn.execute("INSERT INTO migrations (id) VALUES (%s) ON CONFLICT (id) DO NOTHING",
+                                         (version,))
+                    log.info("PostgreSQL schema migrated from version %d to %d", current, tables.SCHEMA_VERSION)
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+
+    @staticmethod
+    def _schema_version(conn: psycopg.Connection) -> int:
+        exists = conn.execute("SELECT to_regclass('migrations') IS NOT NULL").fetchone()[0]
+        if not exists:
+            return 0
+        return conn.execute("SELECT COALESCE(MAX(id), 0) FROM migrations").fetchone()[0]
+
+    def connect(self) -> Connection:
+        return PostgresConnection(self)
+
+    def close(self) -> None:
+        with self._lock:
+            leftovers, self._open = list(self._open), set()
+        for conn in leftovers:
+            try:
+                conn.close()
+            except Exception:
+                pass
+        if self.reset:
+            with psycopg.connect(self.conninfo, autocommit=True) as conn:
+                conn.execute(f"DROP TABLE IF EXISTS {', '.join(TABLES)}")
