@@ -228,15 +228,30 @@ def _type_error(name: str, value: Any, go_type: str) -> Exception:
     return invalid(f"the field {name} must be of type {go_type}, not {_json_kind(value)}")
 
 
+# Identifiers are indexed; PostgreSQL refuses index entries over ~2.7 kB, and a callback id joins two
+# promise ids. One limit on every store keeps the outcome the same everywhere.
+MAX_ID_BYTES = 1024
+
+
+def _check_text(label: str, value: str) -> None:
+    if "\x00" in value:
+        raise invalid(f"the field {label} must not contain NUL characters")
+
+
 def string(f: Fields, name: str, *, required: bool = False, label: str | None = None) -> str:
+    """A string field; required ones are identifiers: non-empty and at most MAX_ID_BYTES."""
     label = label or name.lower()
     value = f.get(name)
     if value is _MISSING or value is None:
         value = ""
     elif not isinstance(value, str):
         raise _type_error(label, value, "string")
-    if required and value == "":
-        raise invalid(f"The field {label} is required.")
+    if required:
+        if value == "":
+            raise invalid(f"The field {label} is required.")
+        if len(value) > MAX_ID_BYTES // 4 and len(value.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
+            raise invalid(f"the field {label} must be at most {MAX_ID_BYTES} bytes long")
+    _check_text(label, value)
     return str(value)
 
 
@@ -247,6 +262,7 @@ def optional_string(f: Fields, name: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise _type_error(name.lower(), value, "string")
+    _check_text(name.lower(), value)
     return str(value)
 
 
@@ -305,6 +321,7 @@ def string_map(f: Fields, name: str) -> dict[str, str]:
     for k, v in value.items():
         if not isinstance(v, str):
             raise invalid(f"the field {name.lower()}[{k}] must be a string, not {_json_kind(v)}")
+        _check_text(f"{name.lower()}[{k!r}]", k + v)
     return dict(value)
 
 

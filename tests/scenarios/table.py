@@ -312,6 +312,15 @@ scenario("ttl near int64 max is clamped, never overflows",
                                 "ttl": 2**63 - 1}, 20100, {"expiresAt": 2**63 - 1}),
          Step("locks.heartbeat", {"processId": "p"}, 20000, {"locksAffected": ANY}))
 
+scenario("ids are bounded and free of NUL on every store",
+         Step("promises.create", {"id": "x" * 1025, "timeout": FUTURE}, 40000),
+         Step("promises.create", {"id": f"{P}a\x00b", "timeout": FUTURE}, 40000),
+         Step("promises.create", {"id": f"{P}a", "timeout": FUTURE, "tags": {"k": "v\x00"}}, 40000),
+         Step("locks.acquire", {"resourceId": "r" * 2000, "executionId": "e", "processId": "p", "ttl": 1}, 40000),
+         Step("promises.createtask", {"promise": {"id": f"{P}b", "tags": {"resonate:invoke": "x"}},
+                                      "task": {"processId": "p" * 5000, "ttl": 1}}, 40000),
+         Step("promises.read", {"id": f"{P}b"}, 40400))
+
 # --- bad input that every transport must reject with 40000 -----------------------------------
 scenario("wrong types are 40000",
          Step("promises.create", {"id": 5, "timeout": FUTURE}, 40000),
