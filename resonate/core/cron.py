@@ -168,6 +168,16 @@ class _WallClock:
 # Schedules
 
 
+def _go_unix_seconds(unix_ms: int) -> int:
+    """Whole seconds (rounded down) of the reference's ``time.Unix(0, unixMilli*1e6)``.
+
+    The nanosecond product wraps around int64 outside 1677..2262; reproduced because the
+    reference feeds Go's zero time (-62135596800000) back into Next for never-matching schedules.
+    """
+    nanoseconds = (unix_ms * 1_000_000 + (1 << 63)) % (1 << 64) - (1 << 63)
+    return nanoseconds // 1_000_000_000
+
+
 class Schedule(ABC):
     """A parsed cron expression."""
 
@@ -236,7 +246,7 @@ class SpecSchedule(Schedule):
             return ZERO_TIME_MS
         clock = _WallClock(self.zone if self.zone is not None else local_zone())
         # The upcoming whole second (Go: t.Add(1s - nanoseconds)).
-        t = after_ms // 1000 + 1
+        t = _go_unix_seconds(after_ms) + 1
         year, month, day, hour, minute, second, weekday = clock.fields(t)
         year_limit = year + 5
         added = False  # whether a field has been advanced (lower fields then start from zero)
@@ -329,7 +339,7 @@ class ConstantDelaySchedule(Schedule):
         self.delay_seconds = delay_seconds
 
     def next(self, after_ms: int) -> int:
-        return (after_ms // 1000 + self.delay_seconds) * 1000
+        return (_go_unix_seconds(after_ms) + self.delay_seconds) * 1000
 
 
 # --------------------------------------------------------------------------------------------

@@ -130,6 +130,9 @@ class _JsonTypeError(Exception):
 
 
 def _reject_constant(name: str) -> Any:
+    # Python accepts NaN, Infinity and -Infinity; Go stops at their first character.
+    if name.startswith("-"):
+        raise ValueError("invalid character 'I' in numeric literal")
     raise ValueError(f"invalid character '{name[0]}' looking for beginning of value")
 
 
@@ -141,18 +144,21 @@ def _clean(text: str) -> str:
     return _SURROGATES.sub("\ufffd", text)
 
 
-def _quote_char(char: str) -> str:
-    """Go's encoding/json quoteChar."""
-    if char == "'":
+def _quote_byte(char: str) -> str:
+    """Go's quoteChar of the offending byte: the first UTF-8 byte of ``char``, read as a rune."""
+    byte = char.encode("utf-8", "surrogateescape")[0]
+    if byte == 0x27:
         return "'\\''"
-    if char == '"':
+    if byte == 0x22:
         return "'\"'"
-    escapes = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v", "\\": "\\\\"}
-    if char in escapes:
-        return f"'{escapes[char]}'"
-    if ord(char) < 0x20 or ord(char) == 0x7F:
-        return f"'\\x{ord(char):02x}'"
-    return f"'{char}'"
+    escapes = {0x07: "\\a", 0x08: "\\b", 0x0C: "\\f", 0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t", 0x0B: "\\v", 0x5C: "\\\\"}
+    if byte in escapes:
+        return f"'{escapes[byte]}'"
+    if chr(byte).isprintable():
+        return f"'{chr(byte)}'"
+    if byte < 0x80:
+        return f"'\\x{byte:02x}'"
+    return f"'\\u{byte:04x}'"
 
 
 def _enclosing_container(document: str, position: int) -> str:
@@ -176,10 +182,74 @@ def _enclosing_container(document: str, position: int) -> str:
     return stack[-1] if stack else ""
 
 
+_LITERALS = {"n": "null", "t": "true", "f": "false"}
+
+
+def _quote_at(document: str, position: int) -> str:
+    # At the end of input Go's scanner is fed a space, so errors inside a token name ' '.
+    return _quote_byte(document[position]) if position < len(document) else "' '"
+
+
+def _number_or_literal_error(document: str, position: int, value_expected: bool) -> str | None:
+    """Go's message when the error is inside a literal (``nul``) or a number (``-x``, ``1.``, ``1e``)."""
+    if position >= len(document):
+        return None
+    first = document[position]
+    if value_expected and first in _LITERALS:
+        literal = _LITERALS[first]
+        for index, expected in enumerate(literal):
+            if position + index >= len(document) or document[position + index] != expected:
+                found, wanted = _quote_at(document, position + index), _quote_byte(expected)
+                return f"invalid character {found} in literal {literal} (expecting {wanted})"
+        return None
+    number_start = position
+    while number_start and document[number_start - 1] in "0123456789.eE+-":
+        number_start -= 1
+    number = document[number_start:position]
+    if value_expected and first == "-":
+        context = "in numeric literal"
+    elif first == "." and number and number[-1].isdigit() and not any(c in number for c in ".eE"):
+        context = "after decimal point in numeric literal"
+    elif first in "eE" and number and number[-1].isdigit() and not any(c in number for c in "eE"):
+        context = "in exponent of numeric literal"
+        if position + 1 < len(document) and document[position + 1] in "+-":
+            position += 1
+    else:
+        return None
+    return f"invalid character {_quote_at(document, position + 1)} {context}"
+
+
+def _unterminated_string_error(document: str, start: int) -> str:
+    """Go's message for input that ends inside the string opened at ``start``."""
+    index = start + 1
+    while index < len(document):
+        if document[index] != "\\":
+            index += 1
+            continue
+        if index + 1 >= len(document):
+            return "invalid character ' ' in string escape code"
+        if document[index + 1] == "u" and len(document) - index < 6:
+            return "invalid character ' ' in \\u hexadecimal character escape"
+        index += 2
+    return "unexpected end of JSON input"
+
+
 def _go_syntax_error(document: str, error: json.JSONDecodeError) -> str:
-    if error.pos >= len(document) or error.msg.startswith("Unterminated string"):
+    if error.msg.startswith("Unterminated string"):
+        return _unterminated_string_error(document, error.pos)
+    position = error.pos
+    if error.msg.startswith("Invalid \\escape"):
+        position += 1  # Go blames the character after the backslash
+    elif error.msg.startswith("Invalid \\uXXXX"):
+        digits = document[position + 2 : position + 6]
+        position += 2 + next((i for i, c in enumerate(digits) if c not in "0123456789abcdefABCDEF"), len(digits))
+        return f"invalid character {_quote_at(document, position)} in \\u hexadecimal character escape"
+    number_or_literal = _number_or_literal_error(document, position, error.msg == "Expecting value")
+    if number_or_literal is not None:
+        return number_or_literal
+    if position >= len(document):
         return "unexpected end of JSON input"
-    char = _quote_char(document[error.pos])
+    char = _quote_byte(document[position])
     if error.msg == "Expecting value":
         return f"invalid character {char} looking for beginning of value"
     if error.msg.startswith("Expecting property name"):

@@ -3,19 +3,18 @@
 The reference renders ``template.Must(template.New("promiseId").Parse(id))`` with a
 ``map[string]string``.  Supported here, with Go's results:
 
-* literal text, copied unchanged;
 * ``{{.name}}`` (spaces/newlines allowed inside the braces): the variable, HTML-escaped the way
   html/template escapes a string in HTML text; a missing variable renders as the empty string;
 * ``{{/* comment */}}``: renders nothing;
-* trim markers ``{{- `` and `` -}}``: remove the whitespace before / after the action.
+* trim markers ``{{- `` and `` -}}``: remove the whitespace before / after the action;
+* literal text, copied unchanged except for what html/template itself rewrites in HTML text:
+  a ``<`` that does not open a tag or comment becomes ``&lt;``, and ``<!-- ... -->`` comments are
+  removed (with any variable inside them).
 
-Everything else (pipelines, functions, literals, ``{{.}}``, ``{{if}}``...) raises TemplateError, as do
-the inputs Go fails to parse (unclosed actions or comments, garbage).  Where Go would panic (parse
-error) or fail at execution, the caller skips the schedule for this pass instead of crashing.
-
-Not emulated: html/template's context tracking.  Template text that opens an HTML tag, attribute,
-``<script>`` or comment changes how Go escapes later values (or fails with "ends in a non-text
-context"); promise ids are not expected to contain such markup.
+Everything else raises TemplateError: pipelines, functions, literals, ``{{.}}``, ``{{if}}``...; the
+inputs Go fails to parse (unclosed actions or comments, garbage) or to execute (an unclosed HTML
+comment); and literal HTML tags, whose attribute/script/style contexts change Go's escaping and are
+not emulated.  The caller skips the schedule for the pass instead of crashing like the reference.
 """
 
 from __future__ import annotations
@@ -28,6 +27,8 @@ _RIGHT = "}}"
 _LEFT_COMMENT = "/*"
 _RIGHT_COMMENT = "*/"
 _SPACE = " \t\r\n"  # text/template's isSpace, also what trim markers remove
+_HTML_COMMENT_START = "<!--"
+_HTML_COMMENT_END = "-->"
 
 _HTML_ESCAPES = str.maketrans({
     "\0": "\ufffd",
@@ -44,9 +45,13 @@ class TemplateError(ValueError):
     """The template cannot be expanded (Go would fail to parse or to execute it)."""
 
 
-def _error(template: str, position: int, message: str) -> TemplateError:
+def _parse_error(template: str, position: int, message: str) -> TemplateError:
     line = template.count("\n", 0, position) + 1
     return TemplateError(f"template: {_TEMPLATE_NAME}:{line}: {message}")
+
+
+def _execution_error(message: str) -> TemplateError:
+    return TemplateError(f"html/template:{_TEMPLATE_NAME}: {message}")
 
 
 def _has_left_trim_marker(template: str, position: int) -> bool:
@@ -59,13 +64,9 @@ def _is_field_name(name: str) -> bool:
     return bool(name) and not "0" <= name[0] <= "9" and all(c == "_" or c.isalpha() or c.isdecimal() for c in name)
 
 
-def _render_value(value: object) -> str:
-    return str(value).translate(_HTML_ESCAPES)
-
-
-def expand_promise_id(template: str, variables: dict[str, str]) -> str:
-    """Render ``template`` with ``variables`` (e.g. ``{"id": ..., "timestamp": ...}``)."""
-    output: list[str] = []
+def _parse(template: str) -> list[tuple[bool, str]]:
+    """The template as (is_text, text or variable name) nodes, after comments and trim markers."""
+    nodes: list[tuple[bool, str]] = []
     position = 0
     trim_leading_space = False  # set by a " -}}" that closed the previous action
     while True:
@@ -74,19 +75,19 @@ def expand_promise_id(template: str, variables: dict[str, str]) -> str:
         if trim_leading_space:
             text = text.lstrip(_SPACE)
         if action_start < 0:
-            output.append(text)
-            return "".join(output)
+            nodes.append((True, text))
+            return nodes
 
         inner_start = action_start + len(_LEFT)
         if _has_left_trim_marker(template, inner_start):
             text = text.rstrip(_SPACE)
             inner_start += 2
-        output.append(text)
+        nodes.append((True, text))
 
         if template.startswith(_LEFT_COMMENT, inner_start):
             comment_end = template.find(_RIGHT_COMMENT, inner_start + len(_LEFT_COMMENT))
             if comment_end < 0:
-                raise _error(template, action_start, "unclosed comment")
+                raise _parse_error(template, action_start, "unclosed comment")
             after_comment = comment_end + len(_RIGHT_COMMENT)
             if template.startswith(_RIGHT, after_comment):
                 trim_leading_space, position = False, after_comment + len(_RIGHT)
@@ -97,12 +98,12 @@ def expand_promise_id(template: str, variables: dict[str, str]) -> str:
             ):
                 trim_leading_space, position = True, after_comment + 2 + len(_RIGHT)
             else:
-                raise _error(template, action_start, "comment ends before closing delimiter")
+                raise _parse_error(template, action_start, "comment ends before closing delimiter")
             continue
 
         action_end = template.find(_RIGHT, inner_start)
         if action_end < 0:
-            raise _error(template, action_start, "unclosed action")
+            raise _parse_error(template, action_start, "unclosed action")
         body = template[inner_start:action_end]
         trim_leading_space = len(body) >= 2 and body[-1] == "-" and body[-2] in _SPACE
         if trim_leading_space:
@@ -111,10 +112,51 @@ def expand_promise_id(template: str, variables: dict[str, str]) -> str:
 
         reference = body.strip(_SPACE)
         if not reference:
-            raise _error(template, action_start, "missing value for command")
+            raise _parse_error(template, action_start, "missing value for command")
         if not (reference.startswith(".") and _is_field_name(reference[1:])):
             action = template[action_start:position]
-            raise _error(template, action_start, f"unsupported action {action}: only {{{{.name}}}} is supported")
-        value = variables.get(reference[1:])
-        if value is not None:
-            output.append(_render_value(value))
+            raise _parse_error(template, action_start, f"unsupported action {action}: only {{{{.name}}}} is supported")
+        nodes.append((False, reference[1:]))
+
+
+def _opens_tag(text: str, index: int) -> bool:
+    """html/template's tText: ``<`` then an optional ``/`` then an ASCII letter, in the same text."""
+    index += 1
+    if index < len(text) and text[index] == "/":
+        index += 1
+    return index < len(text) and text[index].isascii() and text[index].isalpha()
+
+
+def expand_promise_id(template: str, variables: dict[str, str]) -> str:
+    """Render ``template`` with ``variables`` (e.g. ``{"id": ..., "timestamp": ...}``)."""
+    output: list[str] = []
+    in_html_comment = False  # html/template drops comments, variables inside them included
+    for is_text, content in _parse(template):
+        if not is_text:
+            value = variables.get(content)
+            if value is not None and not in_html_comment:
+                output.append(str(value).translate(_HTML_ESCAPES))
+            continue
+        position = 0
+        while position < len(content):
+            if in_html_comment:
+                comment_end = content.find(_HTML_COMMENT_END, position)
+                if comment_end < 0:
+                    break
+                in_html_comment, position = False, comment_end + len(_HTML_COMMENT_END)
+                continue
+            less_than = content.find("<", position)
+            if less_than < 0:
+                output.append(content[position:])
+                break
+            output.append(content[position:less_than])
+            if content.startswith(_HTML_COMMENT_START, less_than):
+                in_html_comment, position = True, less_than + len(_HTML_COMMENT_START)
+            elif _opens_tag(content, less_than):
+                raise _execution_error("HTML tags are not supported in a promise id template")
+            else:
+                output.append("&lt;")
+                position = less_than + 1
+    if in_html_comment:
+        raise _execution_error("ends in a non-text context: an unclosed HTML comment")
+    return "".join(output)

@@ -428,12 +428,22 @@ def test_robfig_next_table(local_zone, after, spec, expected):
 # Robustness
 
 
-def test_extreme_inputs_do_not_crash():
-    assert parse_cron("0 0 0 1 1 *").next(ZERO_TIME_MS) == ms("0002-01-01T00:00:00+00:00")
-    assert parse_cron("CRON_TZ=America/New_York 0 0 * * *").next(ZERO_TIME_MS) > ZERO_TIME_MS
-    # 9999-12-31T23:59:59Z -> year 10000, beyond Python's datetime
-    assert parse_cron("TZ=UTC @daily").next(253402300799000) == 253402300800000
-    assert parse_cron("@every 1s").next(-1) == 0  # -1 ms truncates down to -1 s, plus 1 s
+def test_inputs_outside_go_nanosecond_range_wrap_like_the_reference():
+    # The reference converts with time.Unix(0, ms*1e6), whose int64 product wraps: Go's zero time
+    # (stored as nextRunTime by never-matching schedules) becomes 1754-08-30T22:43:41.128Z.
+    # Expected values were produced by robfig/cron v3.0.1 itself.
+    assert parse_cron("@every -3s").next(ZERO_TIME_MS) == -6795364578000
+    assert parse_cron("CRON_TZ=UTC @hourly").next(ZERO_TIME_MS) == -6795363600000
+    assert parse_cron("0 0 30 2 *").next(ZERO_TIME_MS) == ZERO_TIME_MS
+    # just past 2262-04-11T23:47:16.854775807Z the product wraps to 1677
+    assert parse_cron("@every 1s").next(9223372036855) == -9223372036000
+    assert parse_cron("CRON_TZ=America/New_York 0 0 * * *").next(9223372036855) < 0
+
+
+def test_negative_milliseconds_round_down_to_the_second():
+    assert parse_cron("@every 1s").next(-1) == 0  # -1 ms is in second -1; plus 1 s
+    assert parse_cron("TZ=UTC * * * * * *").next(-1) == 0
+    assert parse_cron("TZ=UTC * * * * * *").next(-1000) == 0
 
 
 def test_unsatisfiable_schedules_answer_quickly():

@@ -121,6 +121,10 @@ def with_claims(claims_json: str) -> str:
     return f"{GOOD_HEADER}.{b64(claims_json)}."
 
 
+def with_raw_claims(claims: bytes) -> str:
+    return f"{GOOD_HEADER}.{b64(claims)}."
+
+
 @pytest.mark.parametrize(
     ("token", "message"),
     [
@@ -143,6 +147,21 @@ def with_claims(claims_json: str) -> str:
         (with_claims('{"a":1 2}'), CLAIM_JSON + "invalid character '2' after object key:value pair"),
         (with_claims("[1 2]"), CLAIM_JSON + "invalid character '2' after array element"),
         (with_claims('{"exp":NaN}'), CLAIM_JSON + "invalid character 'N' looking for beginning of value"),
+        # texts below were produced by Go's encoding/json through golang-jwt v5.2.3
+        (with_header("nope"), HEADER_JSON + "invalid character 'o' in literal null (expecting 'u')"),
+        (with_header("tru"), HEADER_JSON + "invalid character ' ' in literal true (expecting 'e')"),
+        (with_claims('{"a":-x}'), CLAIM_JSON + "invalid character 'x' in numeric literal"),
+        (with_claims('{"a":1.}'), CLAIM_JSON + "invalid character '}' after decimal point in numeric literal"),
+        (with_claims("1e"), CLAIM_JSON + "invalid character ' ' in exponent of numeric literal"),
+        (with_claims("-Infinity"), CLAIM_JSON + "invalid character 'I' in numeric literal"),
+        (with_claims('{"Next":{}} 1.5.3'), CLAIM_JSON + "invalid character '1' after top-level value"),
+        (with_claims('{"a":"\\q"}'), CLAIM_JSON + "invalid character 'q' in string escape code"),
+        (with_claims('{"a":"\\u12x4"}'), CLAIM_JSON + "invalid character 'x' in \\u hexadecimal character escape"),
+        (with_claims('"\\'), CLAIM_JSON + "invalid character ' ' in string escape code"),
+        (with_claims('{"a":"\x01"}'), CLAIM_JSON + "invalid character '\\x01' in string literal"),
+        (with_claims('{"a":'), CLAIM_JSON + "unexpected end of JSON input"),
+        (with_raw_claims(b"\xc3\xa9"), CLAIM_JSON + "invalid character '\u00c3' looking for beginning of value"),
+        (with_raw_claims(b'{"a":\x85}'), CLAIM_JSON + "invalid character '\\u0085' looking for beginning of value"),
         (with_header("{}"), "token is unverifiable: signing method (alg) is unspecified"),
         (with_header("null"), "token is unverifiable: signing method (alg) is unspecified"),
         (with_header('{"alg":256}'), "token is unverifiable: signing method (alg) is unspecified"),

@@ -22,8 +22,21 @@ VARIABLES = {"id": "nightly", "timestamp": "1700000000000"}
         ("{{.missing}}", ""),  # absent map keys render as nothing
         ("a{{.Id}}b", "ab"),  # map keys are case-sensitive
         ("{{.id}}{{.id}}", "nightlynightly"),
-        # literal text is never escaped, even characters that values would escape
-        ("<a & 'b'> \"+\"", "<a & 'b'> \"+\""),
+        # literal text is not escaped, even characters that values would escape ...
+        ("a & 'b'> \"+\"", "a & 'b'> \"+\""),
+        # ... except that html/template turns a "<" that opens no tag into "&lt;"
+        ("a<1", "a&lt;1"),
+        ("a< b <<", "a&lt; b &lt;&lt;"),
+        ("x<", "x&lt;"),
+        ("x</", "x&lt;/"),
+        ("x</1", "x&lt;/1"),
+        ("a<!-x", "a&lt;!-x"),
+        ("a<=b{{.id}}", "a&lt;=bnightly"),
+        ("<{{.id}}", "&lt;nightly"),  # the "<" ends its text node, so it opens nothing
+        # ... and removes HTML comments, with any variable inside them
+        ("<!--x-->{{.id}}", "nightly"),
+        ("a<!--{{.id}}-->b", "ab"),
+        ("a<!-- <b> -- {{.timestamp}} x -->b<!---->c", "abc"),
         ("}} }", "}} }"),  # a lone closing delimiter is text
         ("{ {.id}}", "{ {.id}}"),
         # comments
@@ -91,6 +104,14 @@ def test_field_names_may_use_letters_digits_and_underscores():
         ("{{.id-}}", "unsupported action"),  # "-" needs a space before it to be a trim marker
         ("{{-.id}}", "unsupported action"),  # ... and after it on the left
         ("{{- -}}", "unsupported action"),
+        # Go fails at execution: the output would end inside an HTML comment
+        ("a<!--", "ends in a non-text context"),
+        ("a<!--{{.id}}", "ends in a non-text context"),
+        # literal tags put later values in attribute/script/style contexts: not emulated
+        ("a<b", "HTML tags are not supported"),
+        ("<b>{{.id}}</b>", "HTML tags are not supported"),
+        ("x</b>", "HTML tags are not supported"),
+        ("<script>{{.id}}</script>", "HTML tags are not supported"),
     ],
 )
 def test_unsupported_or_invalid_templates_raise(template, message):
@@ -113,11 +134,11 @@ def test_non_string_values_are_rendered_with_str():
     assert expand_promise_id("{{.timestamp}}", variables) == "1700000000000"  # type: ignore[arg-type]
 
 
-def test_random_text_without_delimiters_is_copied_verbatim():
+def test_random_text_without_delimiters_or_markup_is_copied_verbatim():
     import random
 
     rng = random.Random(7)
-    alphabet = "ab {}}<>&'\"+\n\t-/*.\u00e9\u2028"
+    alphabet = "ab {}}>&'\"+\n\t-/*.\u00e9\u2028"
     for _ in range(500):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(30)))
         if "{{" in text:
@@ -129,7 +150,7 @@ def test_arbitrary_input_raises_only_template_error():
     import random
 
     rng = random.Random(11)
-    alphabet = "{}. -/*ida\n\"|$"
+    alphabet = "{}. -/*ida\n\"|$<!>"
     for _ in range(2000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(20)))
         try:
