@@ -4,13 +4,12 @@ SQLite commit per request (batch size 1)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 import tempfile
 import time
 import uuid
-
-import httpx
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -22,25 +21,63 @@ from resonate.core.store.sqlite import SqliteStore  # noqa: E402
 FAR = 10**15
 
 
+class RawHttpConnection:
+    """A minimal keep-alive HTTP/1.1 client, so the load generator costs far less than the server."""
+
+    def __init__(self, reader, writer, host: str):
+        self.reader, self.writer, self.host = reader, writer, host
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> "RawHttpConnection":
+        reader, writer = await asyncio.open_connection(host, port)
+        return cls(reader, writer, host)
+
+    async def request(self, method: str, path: str, body: bytes) -> int:
+        self.writer.write(f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
+                          f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        status = int((await self.reader.readline()).split()[1])
+        length = 0
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        await self.reader.readexactly(length)
+        return status
+
+    def close(self):
+        self.writer.close()
+
+
 async def http_rows(base_url: str, levels: list[int], n: int, label: str = "http") -> list[Row]:
+    host, port = base_url.split("//", 1)[1].rsplit(":", 1)
     rows = []
-    limits = httpx.Limits(max_connections=max(levels), max_keepalive_connections=max(levels))
-    async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as client:
-        for c in levels:
-            prefix = f"bench-{uuid.uuid4().hex[:8]}"
+    for c in levels:
+        prefix = f"bench-{uuid.uuid4().hex[:8]}"
+        conns = [await RawHttpConnection.open(host, int(port)) for _ in range(c)]
+        free = asyncio.Queue()
+        for conn in conns:
+            free.put_nowait(conn)
 
-            async def create(i):
-                r = await client.post("/promises", json={"id": f"{prefix}-{i}", "timeout": FAR})
-                assert r.status_code == 201, r.text
+        async def send(method, path, payload):
+            conn = await free.get()
+            try:
+                return await conn.request(method, path, json.dumps(payload).encode())
+            finally:
+                free.put_nowait(conn)
 
-            async def complete(i):
-                r = await client.patch(f"/promises/{prefix}-{i}", json={"state": "RESOLVED"})
-                assert r.status_code == 201, r.text
+        async def create(i):
+            status = await send("POST", "/promises", {"id": f"{prefix}-{i}", "timeout": FAR})
+            assert status == 201, status
 
-            seconds, lat = await run_concurrently(create, n, c)
-            rows.append(make_row(label, "create", c, seconds, lat))
-            seconds, lat = await run_concurrently(complete, n, c)
-            rows.append(make_row(label, "complete", c, seconds, lat))
+        async def complete(i):
+            status = await send("PATCH", f"/promises/{prefix}-{i}", {"state": "RESOLVED"})
+            assert status == 201, status
+
+        seconds, lat = await run_concurrently(create, n, c)
+        rows.append(make_row(label, "create", c, seconds, lat))
+        seconds, lat = await run_concurrently(complete, n, c)
+        rows.append(make_row(label, "complete", c, seconds, lat))
+        for conn in conns:
+            conn.close()
     return rows
 
 
