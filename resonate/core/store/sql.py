@@ -46,7 +46,7 @@ def _blob(raw: Any) -> bytes:
 
 
 def _json_map(m: dict[str, str]) -> str:
-    return gojson.dumps(dict(sorted(m.items())))
+    return gojson.dumps(dict(sorted(m.items()))) if m else "{}"
 
 
 def promise_from_row(r) -> Promise:
@@ -150,8 +150,6 @@ class SqlTx:
             " created_on) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
             (p.id, p.state.value, self.json_value(_json_map(p.param.headers)), self.blob(p.param.data), p.timeout,
              p.idempotency_key_for_create, self.json_value(_json_map(p.tags)), p.created_on))
-        if n == 1 and not p.sort_id:
-            p.sort_id = self.one("SELECT sort_id FROM promises WHERE id = ?", (p.id,))[0]
         return n == 1
 
     def update_promise(self, promise_id: str, state: PromiseState, value: Value, ikey: str | None,
