@@ -96,6 +96,7 @@ class Config:
     kafka_target: str = "resonate.server"
     kafka_consumer_group: str = ""  # empty: derived from the target, so tenants never share a group
     kafka_timeout_ms: int = 10_000
+    kafka_dead_letter_topic: str = ""  # empty: "<kafka_topic>.dlq"
 
     sqlite_enable: bool = True
     sqlite_path: str = "resonate.db"
@@ -166,6 +167,7 @@ FLAGS: list[tuple[str, str, object, str]] = [
     ("--api-kafka-target", "kafka_target", str, "this server's target name"),
     ("--api-kafka-consumer-group", "kafka_consumer_group", str, "consumer group (default: derived from target)"),
     ("--api-kafka-timeout", "kafka_timeout_ms", parse_duration_ms, "graceful shutdown timeout"),
+    ("--api-kafka-dead-letter-topic", "kafka_dead_letter_topic", str, "dead-letter topic (default <topic>.dlq)"),
     ("--aio-store-sqlite-enable", "sqlite_enable", parse_bool, "use the embedded SQLite store"),
     ("--aio-store-sqlite-path", "sqlite_path", str, "SQLite database file"),
     ("--aio-store-sqlite-batch-size", "sqlite_batch_size", positive_int, "requests per transaction at most"),
