@@ -274,15 +274,12 @@ def int64(f: Fields, name: str, *, required: bool = False, minimum: int | None =
         value = 0
     elif isinstance(value, Text):
         text = value.strip()
-        try:
-            value = int(text, 10)
-        except ValueError:
-            raise invalid(f"the field {label} must be a number") from None
-        if not text.lstrip("+-").isdigit():
+        # only plain decimal digits, as Go's strconv (Python's int() would also take "1_000")
+        digits = text[1:] if text[:1] in ("+", "-") else text
+        if not (digits.isascii() and digits.isdigit()):
             raise invalid(f"the field {label} must be a number")
+        value = int(text, 10)
     elif isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and value.is_integer() is False:
-            raise _type_error(label, value, "int64")
         raise _type_error(label, value, "int64")
     if not INT64_MIN <= value <= INT64_MAX:
         raise invalid(f"the field {label} is out of the int64 range")
