@@ -11,7 +11,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import print_table  # noqa: E402
+from bench.common import Row, print_table  # noqa: E402
 from bench.http_bench import core_rows, http_rows  # noqa: E402
 from tests.server import ServerProcess  # noqa: E402
 
@@ -28,26 +28,24 @@ def main() -> None:
 
     if parts & {"http", "grpc"}:
         server = ServerProcess(grpc="grpc" in parts).start()
+        rows = []
         try:
             if "http" in parts:
-                rows = asyncio.run(http_rows(server.url, LEVELS, n))
-                rows += asyncio.run(core_rows(LEVELS, n, batch_size=1000, label="core, group commit (no HTTP)"))
-                rows += asyncio.run(core_rows(LEVELS, n, batch_size=1, label="core, one commit per request"))
-                print_table(rows, f"HTTP on SQLite (synchronous=FULL), {n} requests per cell")
-                by = {(r.transport, r.operation, r.concurrency): r.throughput for r in rows}
-                for op in ("create", "complete"):
-                    group = by[("core, group commit (no HTTP)", op, 64)]
-                    single = by[("core, one commit per request", op, 64)]
-                    print(f"group commit speed-up at 64 clients, {op}: {group / single:.1f}x")
+                rows += asyncio.run(http_rows(server.url, LEVELS, n))
             if "grpc" in parts:
-                try:
-                    from bench.grpc_bench import run_grpc
-                except ImportError as e:
-                    print(f"\ngRPC benchmark not available: {e}")
-                else:
-                    run_grpc(server.grpc_port, LEVELS, n)
+                from bench.grpc_bench import run_grpc
+                rows += [Row("grpc", r["operation"], r["concurrency"], r["requests"], r["seconds"], r["p50_ms"],
+                             r["p99_ms"]) for r in run_grpc(server.grpc_port, LEVELS, n)]
         finally:
             server.stop()
+        rows += asyncio.run(core_rows(LEVELS, n, batch_size=1000, label="core, group commit (no transport)"))
+        rows += asyncio.run(core_rows(LEVELS, n, batch_size=1, label="core, one commit per request"))
+        print_table(rows, f"HTTP and gRPC on SQLite (synchronous=FULL), {n} requests per cell")
+        by = {(r.transport, r.operation, r.concurrency): r.throughput for r in rows}
+        for op in ("create", "complete"):
+            group = by[("core, group commit (no transport)", op, 64)]
+            single = by[("core, one commit per request", op, 64)]
+            print(f"group commit speed-up at 64 clients, {op}: {group / single:.1f}x")
     if "kafka" in parts:
         try:
             from bench.kafka_bench import main as kafka_main
