@@ -47,37 +47,44 @@ class RawHttpConnection:
         self.writer.close()
 
 
-async def http_rows(base_url: str, levels: list[int], n: int, label: str = "http") -> list[Row]:
-    host, port = base_url.split("//", 1)[1].rsplit(":", 1)
+async def http_rows(base_url: str | list[str], levels: list[int], n: int, label: str = "http") -> list[Row]:
+    """Creates then completes `n` promises per level; with several servers, request i goes to server
+    i mod k for the create and to the next server for the complete (writes must be visible everywhere)."""
+    urls = [base_url] if isinstance(base_url, str) else list(base_url)
+    addresses = [u.split("//", 1)[1].rsplit(":", 1) for u in urls]
     rows = []
     for c in levels:
         prefix = f"bench-{uuid.uuid4().hex[:8]}"
-        conns = [await RawHttpConnection.open(host, int(port)) for _ in range(c)]
-        free = asyncio.Queue()
-        for conn in conns:
-            free.put_nowait(conn)
+        pools = []
+        for host, port in addresses:
+            pool: asyncio.Queue = asyncio.Queue()
+            for _ in range(c):
+                pool.put_nowait(await RawHttpConnection.open(host, int(port)))
+            pools.append(pool)
 
-        async def send(method, path, payload):
-            conn = await free.get()
+        async def send(server, method, path, payload):
+            pool = pools[server % len(pools)]
+            conn = await pool.get()
             try:
                 return await conn.request(method, path, json.dumps(payload).encode())
             finally:
-                free.put_nowait(conn)
+                pool.put_nowait(conn)
 
         async def create(i):
-            status = await send("POST", "/promises", {"id": f"{prefix}-{i}", "timeout": FAR})
+            status = await send(i, "POST", "/promises", {"id": f"{prefix}-{i}", "timeout": FAR})
             assert status == 201, status
 
         async def complete(i):
-            status = await send("PATCH", f"/promises/{prefix}-{i}", {"state": "RESOLVED"})
+            status = await send(i + 1, "PATCH", f"/promises/{prefix}-{i}", {"state": "RESOLVED"})
             assert status == 201, status
 
         seconds, lat = await run_concurrently(create, n, c)
         rows.append(make_row(label, "create", c, seconds, lat))
         seconds, lat = await run_concurrently(complete, n, c)
         rows.append(make_row(label, "complete", c, seconds, lat))
-        for conn in conns:
-            conn.close()
+        for pool in pools:
+            while not pool.empty():
+                pool.get_nowait().close()
     return rows
 
 

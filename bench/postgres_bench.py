@@ -20,13 +20,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator
 from urllib.parse import urlsplit
 
-import httpx
 import psycopg
 from psycopg import sql
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import Row, make_row, print_table, run_concurrently  # noqa: E402
+from bench.common import Row, print_table  # noqa: E402
+from bench.http_bench import http_rows  # noqa: E402
 from tests.server import ServerProcess  # noqa: E402
 
 FAR = 10**15
@@ -63,33 +63,6 @@ class Database:
                 conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-async def spread_rows(urls: list[str], requests: int, clients: int, label: str) -> list[Row]:
-    """create then complete `requests` promises, request i going to server i mod len(urls)."""
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    pool = [httpx.AsyncClient(base_url=u, timeout=60, limits=limits) for u in urls]
-    prefix = f"bench-{uuid.uuid4().hex[:8]}"
-
-    async def create(i):
-        r = await pool[i % len(pool)].post("/promises", json={"id": f"{prefix}-{i}", "timeout": FAR})
-        assert r.status_code == 201, r.text
-
-    async def complete(i):
-        # a different server from the one that created it: the write must be visible everywhere
-        r = await pool[(i + 1) % len(pool)].patch(f"/promises/{prefix}-{i}", json={"state": "RESOLVED"})
-        assert r.status_code == 201, r.text
-
-    try:
-        rows = []
-        seconds, lat = await run_concurrently(create, requests, clients)
-        rows.append(make_row(label, "create", clients, seconds, lat))
-        seconds, lat = await run_concurrently(complete, requests, clients)
-        rows.append(make_row(label, "complete", clients, seconds, lat))
-        return rows
-    finally:
-        for c in pool:
-            await c.aclose()
-
-
 def run_postgres_bench(dsn: str | None = None, requests: int = 2000, clients: int = 64) -> list[Row]:
     """The whole benchmark: returns the rows (and prints them with the scaling factor)."""
     provisioned = None
@@ -107,7 +80,7 @@ def run_postgres_bench(dsn: str | None = None, requests: int = 2000, clients: in
                     list(starter.map(lambda s: s.start(), servers))
                 try:
                     label = f"http, postgres, {count} server{'s' if count > 1 else ''}"
-                    rows += asyncio.run(spread_rows([s.url for s in servers], requests, clients, label))
+                    rows += asyncio.run(http_rows([s.url for s in servers], [clients], requests, label))
                 finally:
                     for s in servers:
                         s.stop()
