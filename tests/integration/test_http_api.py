@@ -162,3 +162,27 @@ def test_any_query_or_header_gets_a_clean_answer(api, params, headers):
     assert r.status_code in (200, 400), r.text
     r = api.post("/promises", json={"id": "hdr-fuzz", "timeout": 1}, headers=headers)
     assert r.status_code < 500, r.text
+
+
+def test_search_pages_through_every_promise_with_cursors(api):
+    prefix = f"page-{now_ms()}"
+    for i in range(5):
+        api.post("/promises", json={"id": f"{prefix}-{i}", "timeout": now_ms() + 60_000, "tags": {"g": "x"}})
+    seen, cursor, pages = [], None, 0
+    while True:
+        params = {"cursor": cursor} if cursor else {"id": f"{prefix}-*", "limit": 2, "tags[g]": "x"}
+        body = api.get("/promises", params=params).json()
+        seen += [p["id"] for p in body["promises"]]
+        pages += 1
+        cursor = body["cursor"]
+        if cursor is None:
+            break
+    assert seen == [f"{prefix}-{i}" for i in range(4, -1, -1)]  # newest first, each once
+    assert pages == 3
+    # an exact multiple is followed by one empty page, as in the reference
+    body = api.get("/promises", params={"id": f"{prefix}-*", "limit": 5}).json()
+    assert len(body["promises"]) == 5 and body["cursor"]
+    assert api.get("/promises", params={"cursor": body["cursor"]}).json() == {"cursor": None, "promises": []}
+    forged = body["cursor"][:-2] + ("AA" if not body["cursor"].endswith("AA") else "BB")
+    r = api.get("/promises", params={"cursor": forged})
+    assert r.status_code == 400 and "signature" in r.text
