@@ -77,11 +77,14 @@ class Server:
         from .api.http.server import create_http_app, create_poll_app
         if cfg.http_enable:
             app = create_http_app(self.kernel, HttpSettings(task_frequency_ms=cfg.http_task_frequency_ms),
-                                  poll=self.poll)
+                                  poll=self.poll, auth=cfg.http_auth)
             await self._serve_asgi(app, cfg.http_addr, cfg.http_timeout_ms)
         if self.poll is not None:
-            await self._serve_asgi(create_poll_app(self.poll), cfg.poll_addr, cfg.http_timeout_ms)
-        if cfg.grpc_enable:
+            await self._serve_asgi(create_poll_app(self.poll, auth=cfg.poll_auth), cfg.poll_addr, cfg.http_timeout_ms)
+        if cfg.grpc_enable and cfg.http_auth:
+            # gRPC has no credentials check: serving it would bypass the API's basic auth (as the reference)
+            log.warning("--api-http-auth is set: the gRPC API is not started")
+        elif cfg.grpc_enable:
             from .api.grpc.server import GrpcServer
             self._transports.append(GrpcServer(self.kernel, cfg))
         if cfg.kafka_enable:

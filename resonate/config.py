@@ -85,6 +85,7 @@ class Config:
     http_enable: bool = True
     http_addr: tuple[str, int] = ("0.0.0.0", 8001)
     http_timeout_ms: int = 10_000
+    http_auth: dict[str, str] = field(default_factory=dict)
     http_task_frequency_ms: int = 60_000
 
     grpc_enable: bool = True
@@ -116,6 +117,7 @@ class Config:
     postgres_reset: bool = False
 
     poll_enable: bool = True
+    poll_auth: dict[str, str] = field(default_factory=dict)
     poll_addr: tuple[str, int] = ("0.0.0.0", 8002)
     poll_buffer_size: int = 100
     poll_max_connections: int = 1000
@@ -158,6 +160,7 @@ FLAGS: list[tuple[str, str, object, str]] = [
     ("--api-http-enable", "http_enable", parse_bool, "serve the HTTP API"),
     ("--api-http-addr", "http_addr", parse_addr, "HTTP API address"),
     ("--api-http-timeout", "http_timeout_ms", parse_duration_ms, "graceful shutdown timeout"),
+    ("--api-http-auth", "http_auth", parse_map, "basic auth users, user=password,... (disables gRPC, as the reference)"),
     ("--api-http-task-frequency", "http_task_frequency_ms", parse_duration_ms, "lease of GET task claims"),
     ("--api-grpc-enable", "grpc_enable", parse_bool, "serve the gRPC API"),
     ("--api-grpc-addr", "grpc_addr", parse_addr, "gRPC API address"),
@@ -185,6 +188,7 @@ FLAGS: list[tuple[str, str, object, str]] = [
     ("--aio-store-postgres-workers", "postgres_workers", positive_int, "concurrent writer connections"),
     ("--aio-store-postgres-reset", "postgres_reset", parse_bool, "drop all tables on shutdown"),
     ("--aio-sender-plugin-poll-enable", "poll_enable", parse_bool, "serve the poll event streams"),
+    ("--aio-sender-plugin-poll-auth", "poll_auth", parse_map, "basic auth users of the poll streams, user=password,..."),
     ("--aio-sender-plugin-poll-addr", "poll_addr", parse_addr, "poll server address"),
     ("--aio-sender-plugin-poll-buffer-size", "poll_buffer_size", positive_int, "messages buffered per stream"),
     ("--aio-sender-plugin-poll-max-connections", "poll_max_connections", positive_int, "open streams at most"),

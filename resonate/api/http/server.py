@@ -1,6 +1,8 @@
 """The FastAPI application for the HTTP API, and the poll plugin's event-stream application."""
 from __future__ import annotations
 
+import base64
+import hmac
 import json
 from importlib import resources
 
@@ -11,6 +13,29 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 
 from .routes import HttpSettings, not_found, starlette_routes
+
+class BasicAuth:
+    """HTTP basic auth over every route but `exempt` ones (ASGI middleware, so streams pass untouched)."""
+
+    def __init__(self, app, users: dict[str, str], unauthorized, exempt: frozenset = frozenset()):
+        self.app = app
+        self.accepted = {"Basic " + base64.b64encode(f"{u}:{p}".encode()).decode() for u, p in users.items()}
+        self.unauthorized = unauthorized
+        self.exempt = exempt
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"] not in self.exempt:
+            given = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
+            if not any(hmac.compare_digest(given, ok) for ok in self.accepted):
+                await self.unauthorized(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+# the reference's answers: an empty 401 with a Basic challenge on the API, `unauthorized` on the poll port
+API_UNAUTHORIZED = Response(status_code=401, headers={"WWW-Authenticate": 'Basic realm="Authorization Required"'})
+POLL_UNAUTHORIZED = PlainTextResponse("unauthorized", status_code=401,
+                                      headers={"WWW-Authenticate": 'Basic realm="Authorization Required"'})
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "Connection": "keep-alive", "X-Accel-Buffering": "no"}
 
@@ -39,17 +64,22 @@ async def _method_not_allowed(request: Request) -> Response:
     return PlainTextResponse("method not allowed", status_code=405)
 
 
-def create_poll_app(poll) -> FastAPI:
+def create_poll_app(poll, auth: dict[str, str] | None = None) -> FastAPI:
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    if auth:
+        app.add_middleware(BasicAuth, users=auth, unauthorized=POLL_UNAUTHORIZED)
     app.router.routes.append(Route("/{rest:path}", poll_endpoint(poll), methods=["GET"]))
     app.router.routes.append(Route("/{rest:path}", _method_not_allowed,
                                    methods=["POST", "PUT", "PATCH", "DELETE"]))
     return app
 
 
-def create_http_app(kernel, settings: HttpSettings | None = None, poll=None) -> FastAPI:
+def create_http_app(kernel, settings: HttpSettings | None = None, poll=None,
+                    auth: dict[str, str] | None = None) -> FastAPI:
     settings = settings or HttpSettings()
     app = FastAPI(title="resonate-py", version="0.8.2", redirect_slashes=True)
+    if auth:  # /ping answers without credentials (v0.8.2), so health checks need none
+        app.add_middleware(BasicAuth, users=auth, unauthorized=API_UNAUTHORIZED, exempt=frozenset({"/ping"}))
     app.openapi = _openapi_document  # the hand-checked contract of the routes below
 
     async def ping(request: Request) -> Response:

@@ -1,0 +1,39 @@
+"""Basic auth on the HTTP API and the poll streams (`--api-http-auth`, `--aio-sender-plugin-poll-auth`)."""
+import httpx
+import pytest
+
+from tests.infra.ports import port_is_open
+from tests.server import ServerProcess
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = ServerProcess("--api-http-auth", "alice=secret,bob=hunter2", "--aio-sender-plugin-poll-auth", "w=pw",
+                      grpc=True).start()
+    yield s
+    s.stop()
+
+
+def test_api_needs_credentials_but_ping_does_not(server):
+    assert httpx.get(f"{server.url}/ping").status_code == 200
+    r = httpx.post(f"{server.url}/promises", json={"id": "auth-1", "timeout": 10**15})
+    assert r.status_code == 401 and r.content == b""
+    assert r.headers["www-authenticate"] == 'Basic realm="Authorization Required"'
+    assert httpx.get(f"{server.url}/promises/auth-1", auth=("alice", "wrong")).status_code == 401
+    assert httpx.post(f"{server.url}/promises", json={"id": "auth-1", "timeout": 10**15},
+                      auth=("alice", "secret")).status_code == 201
+    assert httpx.get(f"{server.url}/promises/auth-1", auth=("bob", "hunter2")).status_code == 200
+    assert httpx.get(f"{server.url}/poll/g/x", auth=("nobody", "x")).status_code == 401
+
+
+def test_poll_streams_need_their_own_credentials(server):
+    r = httpx.get(f"{server.poll_url}/workers/w1")
+    assert r.status_code == 401 and r.text == "unauthorized"
+    with httpx.stream("GET", f"{server.poll_url}/workers/w1", auth=("w", "pw"), timeout=5) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+
+
+def test_grpc_is_not_served_when_http_auth_is_on(server):
+    # it would bypass the credentials; the reference turns it off too
+    assert not port_is_open(server.grpc_port)
+    assert "gRPC API is not started" in server.log_tail()
