@@ -77,7 +77,8 @@ class Server:
         from .api.http.server import create_http_app, create_poll_app
         if cfg.http_enable:
             app = create_http_app(self.kernel, HttpSettings(task_frequency_ms=cfg.http_task_frequency_ms),
-                                  poll=self.poll, auth=cfg.http_auth)
+                                  poll=self.poll, auth=cfg.http_auth,
+                                  cors_origins=cfg.http_cors_allow_origin)
             await self._serve_asgi(app, cfg.http_addr, cfg.http_timeout_ms)
         if self.poll is not None:
             await self._serve_asgi(create_poll_app(self.poll, auth=cfg.poll_auth), cfg.poll_addr, cfg.http_timeout_ms)

@@ -86,6 +86,7 @@ class Config:
     http_addr: tuple[str, int] = ("0.0.0.0", 8001)
     http_timeout_ms: int = 10_000
     http_auth: dict[str, str] = field(default_factory=dict)
+    http_cors_allow_origin: list[str] = field(default_factory=list)
     http_task_frequency_ms: int = 60_000
 
     grpc_enable: bool = True
@@ -161,6 +162,7 @@ FLAGS: list[tuple[str, str, object, str]] = [
     ("--api-http-addr", "http_addr", parse_addr, "HTTP API address"),
     ("--api-http-timeout", "http_timeout_ms", parse_duration_ms, "graceful shutdown timeout"),
     ("--api-http-auth", "http_auth", parse_map, "basic auth users, user=password,... (disables gRPC, as the reference)"),
+    ("--api-http-cors-allow-origin", "http_cors_allow_origin", str, "allowed CORS origin (repeatable; * for any)"),
     ("--api-http-task-frequency", "http_task_frequency_ms", parse_duration_ms, "lease of GET task claims"),
     ("--api-grpc-enable", "grpc_enable", parse_bool, "serve the gRPC API"),
     ("--api-grpc-addr", "grpc_addr", parse_addr, "gRPC API address"),
@@ -208,7 +210,7 @@ FLAGS: list[tuple[str, str, object, str]] = [
     ("--aio-sender-plugin-kafka-ttr", "kafka_plugin_ttr_ms", parse_duration_ms, "retry delay after a failure"),
     ("--aio-sender-plugin-kafka-ttc", "kafka_plugin_ttc_ms", parse_duration_ms, "claim window after a delivery"),
 ]
-_LISTS = {"kafka_brokers", "kafka_plugin_brokers"}
+_LISTS = {"kafka_brokers", "kafka_plugin_brokers", "http_cors_allow_origin"}
 
 
 def add_flags(parser: argparse.ArgumentParser) -> None:

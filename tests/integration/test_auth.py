@@ -37,3 +37,20 @@ def test_grpc_is_not_served_when_http_auth_is_on(server):
     # it would bypass the credentials; the reference turns it off too
     assert not port_is_open(server.grpc_port)
     assert "gRPC API is not started" in server.log_tail()
+
+
+def test_cors_preflight_and_exposed_version_header():
+    with ServerProcess("--api-http-cors-allow-origin", "http://app.example") as s:
+        r = httpx.options(f"{s.url}/promises", headers={"Origin": "http://app.example",
+                                                         "Access-Control-Request-Method": "POST",
+                                                         "Access-Control-Request-Headers": "idempotency-key"})
+        assert r.status_code == 200
+        assert r.headers["access-control-allow-origin"] == "http://app.example"
+        assert "PATCH" in r.headers["access-control-allow-methods"]
+        r = httpx.post(f"{s.url}/promises", json={"id": "cors-1", "timeout": 10**15},
+                       headers={"Origin": "http://app.example"})
+        assert r.status_code == 201
+        assert "resonate-version" in r.headers["access-control-expose-headers"].lower()
+        r = httpx.options(f"{s.url}/promises", headers={"Origin": "http://evil.example",
+                                                         "Access-Control-Request-Method": "POST"})
+        assert r.status_code == 400

@@ -8,6 +8,7 @@ from importlib import resources
 
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -75,11 +76,16 @@ def create_poll_app(poll, auth: dict[str, str] | None = None) -> FastAPI:
 
 
 def create_http_app(kernel, settings: HttpSettings | None = None, poll=None,
-                    auth: dict[str, str] | None = None) -> FastAPI:
+                    auth: dict[str, str] | None = None, cors_origins: list[str] | None = None) -> FastAPI:
     settings = settings or HttpSettings()
     app = FastAPI(title="resonate-py", version="0.8.2", redirect_slashes=True)
     if auth:  # /ping answers without credentials (v0.8.2), so health checks need none
         app.add_middleware(BasicAuth, users=auth, unauthorized=API_UNAUTHORIZED, exempt=frozenset({"/ping"}))
+    if cors_origins:  # outermost, so preflights are answered before credentials are asked for
+        app.add_middleware(CORSMiddleware, allow_origins=cors_origins,
+                           allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+                           allow_headers=["Origin", "Content-Length", "Content-Type", "Idempotency-Key", "Strict"],
+                           expose_headers=["Resonate-Version"])
     app.openapi = _openapi_document  # the hand-checked contract of the routes below
 
     async def ping(request: Request) -> Response:
