@@ -7,6 +7,7 @@ import logging
 import sys
 
 from .config import Config, add_flags, from_args
+from .migrate import add_migrate_command, run_migrate
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,11 +18,14 @@ def build_parser() -> argparse.ArgumentParser:
     dev = commands.add_parser("dev", help="run the server for development (in-memory database)",
                               allow_abbrev=False)
     add_flags(dev)
+    add_migrate_command(commands)  # store: `resonate migrate up|status|dry-run`
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     ns = build_parser().parse_args(argv)
+    if ns.command == "migrate":
+        sys.exit(run_migrate(ns))
     base = Config()
     if ns.command == "dev":
         base.sqlite_path = ":memory:"

@@ -18,9 +18,9 @@ from typing import Any, Callable
 
 from . import gojson
 from .background import BACKGROUND_EXECUTORS
-from .codes import ApiError, ErrorKind, server_error
+from .codes import ApiError, ErrorKind, invalid, server_error
 from .operations import EXECUTORS, Context, CoreConfig, Outgoing, Result, Retry, render
-from .store.base import RetryableStoreError, Store
+from .store.base import RejectedValue, RetryableStoreError, Store
 
 log = logging.getLogger("resonate.kernel")
 
@@ -228,6 +228,8 @@ class Kernel:
                     continue
                 except ApiError as e:  # a decided outcome: writes made before it (lazy timeouts) stay
                     outcome = (False, e)
+                except RejectedValue as e:  # a value the database cannot hold: a bad request
+                    outcome = (False, invalid(str(e)))
                 if item.dedup_key is not None:
                     tx.insert_reply(item.dedup_key, _stored_form(outcome), now)
                 conn.release_savepoint()
@@ -238,16 +240,9 @@ class Kernel:
         except RetryableStoreError:
             raise
         except Exception as e:
-            if _is_transient(e):
-                raise RetryableStoreError(str(e)) from e
             log.exception("request %s failed", type(item.request).__name__)
             conn.rollback_to_savepoint()
             return False, server_error(50004, str(e))
-
-
-def _is_transient(e: Exception) -> bool:
-    name = type(e).__name__
-    return name in ("SerializationFailure", "DeadlockDetected", "LockNotAvailable") or "database is locked" in str(e)
 
 
 def _stored_form(outcome: tuple[bool, Any]) -> bytes:

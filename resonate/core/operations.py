@@ -21,6 +21,7 @@ from .requests import (AcquireLock, ClaimTask, CompletePromise, CompleteTask, Cr
                        SearchSchedules, Text, boolean, fence, int64, optional_string, raw_json, string,
                        string_map, trace_head, value_field)
 from .router import Router
+from .store.base import StaleRead
 
 
 @dataclass(slots=True)
@@ -29,8 +30,9 @@ class Result:
     body: Any = None
 
 
-class Retry(Exception):
-    """A conditional write lost a race with another writer: run the operation again from the start."""
+# A conditional write lost a race with another writer (or the store saw a row change since it was
+# read): run the operation again from the start. The store raises it too, so it is the store's class.
+Retry = StaleRead
 
 
 @dataclass(slots=True)

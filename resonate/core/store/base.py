@@ -1,12 +1,32 @@
-"""The store port: what the kernel needs from a database. SQLite and PostgreSQL fill it."""
+"""The store port: what the kernel needs from a database. SQLite and PostgreSQL fill it.
+
+The store raises only its own errors. It decides, once and from the driver's exception, whether a
+failure may pass (`RetryableStoreError`: the kernel runs the batch again) or not (`StoreError`).
+"""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, ContextManager
 
 
-class RetryableStoreError(Exception):
-    """A transaction failed for a reason that may pass (serialization failure, deadlock, busy)."""
+class StoreError(Exception):
+    """The database failed in a way that retrying the same transaction will not fix."""
+
+
+class RetryableStoreError(StoreError):
+    """A transaction failed for a reason that may pass (serialization failure, deadlock, busy, lost connection)."""
+
+
+class StaleRead(StoreError):
+    """A row the request read changed before its write: run the request again against the new state."""
+
+
+class RejectedValue(StoreError):
+    """A value this database cannot hold (too long for an index, NUL in text): the request is invalid."""
+
+
+class SchemaError(StoreError):
+    """The database schema does not match this server (pending migrations, or a newer schema)."""
 
 
 class Connection(ABC):
@@ -37,9 +57,17 @@ class Connection(ABC):
 
 
 class Store(ABC):
+    dialect: str  # tables.SQLITE or tables.POSTGRES
+
     @abstractmethod
+    def schema_session(self) -> ContextManager[Any]:
+        """Exclusive access to the schema (a migrations.SchemaSession); other servers wait."""
+
     def migrate(self) -> None:
-        """Create or upgrade the schema; refuse to run against a newer schema."""
+        """At start: migrate a fresh database; refuse pending migrations or a newer schema (SchemaError)."""
+        from . import migrations
+        with self.schema_session() as session:
+            migrations.on_start(session)
 
     @abstractmethod
     def connect(self) -> Connection: ...
@@ -50,3 +78,4 @@ class Store(ABC):
 
     def close(self) -> None:
         pass
+

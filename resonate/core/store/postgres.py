@@ -6,16 +6,17 @@ several server processes on one database do each piece of background work once (
 
 Transactions run at READ COMMITTED: a conditional write that loses a race waits for the winner, then
 re-checks its condition against the committed row and affects nothing, which the operations turn into
-`Retry` (re-run the request against the new state). Serialization failures and deadlocks roll back
-the whole batch and the kernel runs it again.
+`StaleRead` (re-run the request against the new state). Serialization failures and deadlocks roll back
+the whole batch and the kernel runs it again. The schema comes from tables.py through migrations.py.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
 import zlib
-from typing import Any
+from typing import Any, Iterator
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -23,61 +24,15 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.types.json import Jsonb
 
 from .. import gojson, template
-from ..codes import invalid
 from ..model import Lock, Promise, Schedule, Task
-from ..operations import Retry
 from . import tables
-from .base import Connection, RetryableStoreError, Store
+from .base import Connection, RejectedValue, RetryableStoreError, StaleRead, Store, StoreError
 from .sql import TASK_COLUMNS, SqlTx, task_from_row
 
 log = logging.getLogger("resonate.store.postgres")
 
 # one key for every server sharing the database: schema changes happen one server at a time
 MIGRATION_LOCK_KEY = zlib.crc32(b"resonate-migrations")
-
-# version -> statements; every statement is idempotent so a half-known database upgrades cleanly
-MIGRATIONS: dict[int, list[str]] = {
-    1: [  # the reference's 001_initial_schema.sql
-        "CREATE TABLE IF NOT EXISTS migrations (id INTEGER, PRIMARY KEY (id))",
-        """CREATE TABLE IF NOT EXISTS promises (
-            id TEXT, sort_id SERIAL, state INTEGER DEFAULT 1, param_headers JSONB, param_data BYTEA,
-            value_headers JSONB, value_data BYTEA, timeout BIGINT, idempotency_key_for_create TEXT,
-            idempotency_key_for_complete TEXT, tags JSONB, created_on BIGINT, completed_on BIGINT,
-            PRIMARY KEY (id))""",
-        "CREATE INDEX IF NOT EXISTS idx_promises_sort_id ON promises (sort_id)",
-        """CREATE TABLE IF NOT EXISTS callbacks (
-            id TEXT UNIQUE, promise_id TEXT, root_promise_id TEXT, recv BYTEA, mesg BYTEA, timeout BIGINT,
-            created_on BIGINT)""",
-        """CREATE TABLE IF NOT EXISTS schedules (
-            id TEXT, sort_id SERIAL, description TEXT, cron TEXT, tags JSONB, promise_id TEXT,
-            promise_timeout BIGINT, promise_param_headers JSONB, promise_param_data BYTEA, promise_tags JSONB,
-            last_run_time BIGINT, next_run_time BIGINT, idempotency_key TEXT, created_on BIGINT,
-            PRIMARY KEY (id))""",
-        "CREATE INDEX IF NOT EXISTS idx_schedules_sort_id ON schedules (sort_id)",
-        "CREATE INDEX IF NOT EXISTS idx_schedules_next_run_time ON schedules (next_run_time)",
-        """CREATE TABLE IF NOT EXISTS locks (
-            resource_id TEXT, execution_id TEXT, process_id TEXT, ttl BIGINT, expires_at BIGINT,
-            PRIMARY KEY (resource_id))""",
-        "CREATE INDEX IF NOT EXISTS idx_locks_id ON locks (resource_id, execution_id)",
-        "CREATE INDEX IF NOT EXISTS idx_locks_process_id ON locks (process_id)",
-        "CREATE INDEX IF NOT EXISTS idx_locks_expires_at ON locks (expires_at)",
-        """CREATE TABLE IF NOT EXISTS tasks (
-            id TEXT, sort_id SERIAL, process_id TEXT, state INTEGER DEFAULT 1, root_promise_id TEXT, recv BYTEA,
-            mesg BYTEA, timeout BIGINT, counter INTEGER DEFAULT 1, attempt INTEGER DEFAULT 0, ttl BIGINT DEFAULT 0,
-            expires_at BIGINT DEFAULT 0, created_on BIGINT, completed_on BIGINT, PRIMARY KEY (id))""",
-        "CREATE INDEX IF NOT EXISTS idx_tasks_process_id ON tasks (process_id)",
-        "CREATE INDEX IF NOT EXISTS idx_tasks_expires_at ON tasks (expires_at)",
-    ],
-    2: [  # the same additions as the SQLite schema (tables.py): stored replies and lookup indexes
-        "CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, reply BYTEA, created_on BIGINT)",
-        "CREATE INDEX IF NOT EXISTS idx_tasks_root_promise_id ON tasks (root_promise_id)",
-        "CREATE INDEX IF NOT EXISTS idx_tasks_state ON tasks (state)",
-        "CREATE INDEX IF NOT EXISTS idx_callbacks_promise_id ON callbacks (promise_id)",
-    ],
-}
-assert max(MIGRATIONS) == tables.SCHEMA_VERSION, "a schema version was added to tables.py but not here"
-
-TABLES = ("promises", "callbacks", "schedules", "locks", "tasks", "replies", "migrations")
 
 # A server that stops answering (frozen, cut off) while holding row locks would stall the other
 # servers; PostgreSQL ends such a transaction after this long (the reference's tx-timeout, 10s).
@@ -93,8 +48,8 @@ def _check_key(field: str, value: str | None, reserve: int = 0) -> None:
     if value is not None and len(value.encode()) + reserve > MAX_KEY_BYTES:
         limit = MAX_KEY_BYTES - reserve
         if " and " in field:
-            raise invalid(f"the fields {field} must be at most {limit} bytes long together")
-        raise invalid(f"the field {field} must be at most {limit} bytes long")
+            raise RejectedValue(f"the fields {field} must be at most {limit} bytes long together")
+        raise RejectedValue(f"the field {field} must be at most {limit} bytes long")
 
 
 def _has_nul(value: Any) -> bool:
@@ -105,9 +60,21 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
+_RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected, pg_errors.LockNotAvailable)
+
+
+def store_error(e: psycopg.Error) -> StoreError:
+    """The one place PostgreSQL failures are classified: conflicts between transactions may pass."""
+    if isinstance(e, _RETRYABLE):
+        return RetryableStoreError(str(e))
+    return StoreError(str(e))
+
+
 class PostgresTx(SqlTx):
     placeholder = "%s"
     _converted: dict[str, str] = {}
+    driver_error = psycopg.Error
+    store_error = staticmethod(store_error)
 
     # rows of due background work are locked, and rows another server holds are skipped: each piece of
     # work goes to exactly one server, and the values read stay true until this transaction commits
@@ -141,13 +108,13 @@ class PostgresTx(SqlTx):
 
     def json_value(self, text: str) -> Any:
         if "\\u0000" in text and _has_nul(json.loads(text)):
-            raise invalid(NUL_MESSAGE)
+            raise RejectedValue(NUL_MESSAGE)
         return Jsonb(text, dumps=_already_json)
 
     def tag_filter(self, tags: dict[str, str]) -> tuple[str, list]:
         # flat keys, exact values (spec 4.2): containment, served by JSONB
         if _has_nul(tags):
-            raise invalid(NUL_MESSAGE)
+            raise RejectedValue(NUL_MESSAGE)
         return "tags @> ?::jsonb", [gojson.dumps(dict(sorted(tags.items())))]
 
     def search_promises(self, pattern: str, *args, **kwargs) -> list[Promise]:
@@ -185,7 +152,7 @@ class PostgresTx(SqlTx):
         # another connection would not see this callback, which would then never become a task.
         row = self.one("SELECT state FROM promises WHERE id = ? FOR SHARE", (cb.promise_id,))
         if row is None or row[0] != 1:
-            raise Retry()  # completed since the operation read it: answer from the new state
+            raise StaleRead()  # completed since the operation read it: answer from the new state
         return super().insert_callback(cb)
 
     def read_reply(self, key: str) -> bytes | None:
@@ -203,7 +170,7 @@ def _text_params(params) -> tuple:
     params = tuple(params)
     for value in params:
         if isinstance(value, str) and "\x00" in value:
-            raise invalid(NUL_MESSAGE)
+            raise RejectedValue(NUL_MESSAGE)
     return params
 
 
@@ -211,9 +178,6 @@ def _like_pattern(pattern: str) -> str:
     """`\\` escapes in PostgreSQL's LIKE; a lone one at the end (an error there) matches itself."""
     trailing = len(pattern) - len(pattern.rstrip("\\"))
     return pattern + "\\" if trailing % 2 else pattern
-
-
-_RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected, pg_errors.LockNotAvailable)
 
 
 class PostgresConnection(Connection):
@@ -230,8 +194,8 @@ class PostgresConnection(Connection):
     def _run(self, sql: str) -> None:
         try:
             self.conn.execute(sql)
-        except _RETRYABLE as e:
-            raise RetryableStoreError(str(e)) from e
+        except psycopg.Error as e:
+            raise store_error(e) from e
 
     def begin(self) -> None:
         if self.conn is None or self.conn.broken or self.conn.closed:
@@ -258,14 +222,14 @@ class PostgresConnection(Connection):
             self._discard()
 
     def savepoint(self) -> None:
-        self.conn.execute("SAVEPOINT request")
+        self._run("SAVEPOINT request")
 
     def release_savepoint(self) -> None:
-        self.conn.execute("RELEASE SAVEPOINT request")
+        self._run("RELEASE SAVEPOINT request")
 
     def rollback_to_savepoint(self) -> None:
-        self.conn.execute("ROLLBACK TO SAVEPOINT request")
-        self.conn.execute("RELEASE SAVEPOINT request")
+        self._run("ROLLBACK TO SAVEPOINT request")
+        self._run("RELEASE SAVEPOINT request")
 
     def _discard(self) -> None:
         try:
@@ -280,6 +244,8 @@ class PostgresConnection(Connection):
 
 
 class PostgresStore(Store):
+    dialect = tables.POSTGRES
+
     def __init__(self, conninfo: str, workers: int = 4, reset: bool = False):
         self.conninfo = conninfo
         self.workers = workers
@@ -321,37 +287,22 @@ class PostgresStore(Store):
         # an unreachable host must fail a writer's reconnect in seconds, not after the OS gives up
         return {} if "connect_timeout" in conninfo_to_dict(self.conninfo) else {"connect_timeout": 5}
 
-    def migrate(self) -> None:
+    @contextlib.contextmanager
+    def schema_session(self) -> Iterator["PostgresSchema"]:
         try:
             conn = psycopg.connect(self.conninfo, autocommit=True, application_name="resonate-migrate",
                                    **self._connect_timeout())
         except psycopg.OperationalError as e:
-            raise RuntimeError(f"cannot connect to PostgreSQL at {self.where()}: {e}".strip()) from None
+            raise StoreError(f"cannot connect to PostgreSQL at {self.where()}: {e}".strip()) from None
         with conn:
             # servers starting together take turns; the later ones find the schema in place
             conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
             try:
-                current = self._schema_version(conn)
-                if current > tables.SCHEMA_VERSION:
-                    raise RuntimeError(f"the database schema version {current} is newer than this server's "
-                                       f"({tables.SCHEMA_VERSION}); upgrade the server")
-                if current < tables.SCHEMA_VERSION:
-                    with conn.transaction():
-                        for version in range(current + 1, tables.SCHEMA_VERSION + 1):
-                            for statement in MIGRATIONS[version]:
-                                conn.execute(statement)
-                            conn.execute("INSERT INTO migrations (id) VALUES (%s) ON CONFLICT (id) DO NOTHING",
-                                         (version,))
-                    log.info("PostgreSQL schema migrated from version %d to %d", current, tables.SCHEMA_VERSION)
+                yield PostgresSchema(conn)
+            except psycopg.Error as e:
+                raise store_error(e) from e
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
-
-    @staticmethod
-    def _schema_version(conn: psycopg.Connection) -> int:
-        exists = conn.execute("SELECT to_regclass('migrations') IS NOT NULL").fetchone()[0]
-        if not exists:
-            return 0
-        return conn.execute("SELECT COALESCE(MAX(id), 0) FROM migrations").fetchone()[0]
 
     def connect(self) -> Connection:
         return PostgresConnection(self)
@@ -366,4 +317,25 @@ class PostgresStore(Store):
                 pass
         if self.reset:
             with psycopg.connect(self.conninfo, autocommit=True) as conn:
-                conn.execute(f"DROP TABLE IF EXISTS {', '.join(TABLES)}")
+                conn.execute(f"DROP TABLE IF EXISTS {', '.join(tables.TABLE_NAMES)}")
+
+
+class PostgresSchema:
+    """A migrations.SchemaSession on a connection holding the migration lock."""
+
+    def __init__(self, conn: psycopg.Connection):
+        self.conn = conn
+
+    def version(self) -> int:
+        if not self.conn.execute("SELECT to_regclass('migrations') IS NOT NULL").fetchone()[0]:
+            return 0
+        return self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM migrations").fetchone()[0]
+
+    def apply(self, migrations) -> None:
+        with self.conn.transaction():
+            for migration in migrations:
+                for statement in migration.statements(tables.POSTGRES):
+                    self.conn.execute(statement)
+                self.conn.execute("INSERT INTO migrations (id) VALUES (%s) ON CONFLICT (id) DO NOTHING",
+                                  (migration.version,))
+        log.info("PostgreSQL schema migrated to version %d", migrations[-1].version)

@@ -6,10 +6,11 @@ where the backends really differ (tag matching, enqueueable tasks, json text) ar
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .. import gojson
 from ..model import (INT64_MAX, Callback, Lock, Mesg, Promise, PromiseState, Schedule, Task, TaskState, Value)
+from .base import StoreError
 
 PROMISE_COLUMNS = ("id, state, param_headers, param_data, value_headers, value_data, timeout, "
                    "idempotency_key_for_create, idempotency_key_for_complete, tags, created_on, completed_on, sort_id")
@@ -74,6 +75,9 @@ class SqlTx:
 
     placeholder = "?"
     _converted: dict[str, str] = {}
+    # the driver's exception class, and the dialect's one classification of it into a store error
+    driver_error: type[Exception] | tuple = ()
+    store_error: Callable[[Exception], StoreError] = StoreError
 
     def __init__(self, cursor):
         self.cur = cursor
@@ -88,16 +92,22 @@ class SqlTx:
             out = cache[sql] = sql.replace("?", self.placeholder)
         return out
 
+    def _run(self, sql: str, params: Iterable[Any]) -> None:
+        try:
+            self.cur.execute(self.q(sql), tuple(params))
+        except self.driver_error as e:
+            raise self.store_error(e) from e
+
     def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
-        self.cur.execute(self.q(sql), tuple(params))
+        self._run(sql, params)
         return self.cur.rowcount
 
     def one(self, sql: str, params: Iterable[Any] = ()):
-        self.cur.execute(self.q(sql), tuple(params))
+        self._run(sql, params)
         return self.cur.fetchone()
 
     def all(self, sql: str, params: Iterable[Any] = ()):
-        self.cur.execute(self.q(sql), tuple(params))
+        self._run(sql, params)
         return self.cur.fetchall()
 
     def blob(self, data: bytes) -> Any:

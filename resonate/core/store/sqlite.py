@@ -1,20 +1,32 @@
 """SQLite store: WAL, synchronous=FULL by default, one writer connection that group-commits."""
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
-
-from sqlalchemy import create_engine, event
-from sqlalchemy.pool import StaticPool
-from sqlmodel import SQLModel
+from typing import Iterator
 
 from . import tables
-from .base import Connection, RetryableStoreError, Store
+from .base import Connection, RetryableStoreError, Store, StoreError
 from .sql import SqlTx
 
 
+def store_error(e: sqlite3.Error) -> StoreError:
+    """The one place SQLite failures are classified: busy or locked may pass, the rest will not."""
+    if isinstance(e, sqlite3.OperationalError) and ("locked" in str(e) or "busy" in str(e)):
+        return RetryableStoreError(str(e))
+    return StoreError(str(e))
+
+
+class SqliteTx(SqlTx):
+    driver_error = sqlite3.Error
+    store_error = staticmethod(store_error)
+
+
 class SqliteStore(Store):
+    dialect = tables.SQLITE
+
     def __init__(self, path: str = "resonate.db", synchronous: str = "FULL", reset: bool = False):
         self.path = path
         self.synchronous = synchronous.upper()
@@ -43,27 +55,22 @@ class SqliteStore(Store):
         conn.execute("PRAGMA busy_timeout=30000")
         return conn
 
-    def migrate(self) -> None:
+    @contextlib.contextmanager
+    def schema_session(self) -> Iterator["SqliteSchema"]:
         conn = self._open()
-        engine = create_engine("sqlite://", creator=lambda: conn, poolclass=StaticPool)
-        with engine.begin() as c:
-            has_table = c.exec_driver_sql(
-                "SELECT name FROM sqlite_master WHERE type='table' AND name='migrations'").first()
-            current = 0
-            if has_table:
-                row = c.exec_driver_sql("SELECT MAX(id) FROM migrations").first()
-                current = row[0] or 0
-            if current > tables.SCHEMA_VERSION:
-                raise RuntimeError(f"the database schema version {current} is newer than this server's "
-                                   f"({tables.SCHEMA_VERSION}); upgrade the server")
-        if current < tables.SCHEMA_VERSION:
-            SQLModel.metadata.create_all(engine)  # creates what is missing, in one go
-            with engine.begin() as c:
-                for version in range(current + 1, tables.SCHEMA_VERSION + 1):
-                    c.exec_driver_sql("INSERT INTO migrations (id) VALUES (?)", (version,))
-        if not self._memory:
-            engine.dispose()
-            conn.close()
+        try:
+            conn.execute("BEGIN IMMEDIATE")  # the write lock: servers starting together take turns
+            try:
+                yield SqliteSchema(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as e:
+            raise store_error(e) from e
+        finally:
+            if not self._memory:
+                conn.close()
 
     def connect(self) -> Connection:
         return SqliteConnection(self._open(), owned=not self._memory)
@@ -80,19 +87,36 @@ class SqliteStore(Store):
                     pass
 
 
+class SqliteSchema:
+    """A migrations.SchemaSession inside the write transaction schema_session opened."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def version(self) -> int:
+        if self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'migrations'").fetchone():
+            return self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM migrations").fetchone()[0]
+        return 0
+
+    def apply(self, migrations) -> None:
+        for migration in migrations:
+            for statement in migration.statements(tables.SQLITE):
+                self.conn.execute(statement)
+            self.conn.execute("INSERT INTO migrations (id) VALUES (?) ON CONFLICT (id) DO NOTHING",
+                              (migration.version,))
+
+
 class SqliteConnection(Connection):
     def __init__(self, conn: sqlite3.Connection, owned: bool):
         self.conn = conn
         self.owned = owned
-        self.tx = SqlTx(conn.cursor())
+        self.tx = SqliteTx(conn.cursor())
 
     def _run(self, sql: str) -> None:
         try:
             self.conn.execute(sql)
-        except sqlite3.OperationalError as e:
-            if "locked" in str(e) or "busy" in str(e):
-                raise RetryableStoreError(str(e)) from e
-            raise
+        except sqlite3.Error as e:
+            raise store_error(e) from e
 
     def begin(self) -> None:
         self._run("BEGIN IMMEDIATE")
@@ -105,14 +129,14 @@ class SqliteConnection(Connection):
             self.conn.execute("ROLLBACK")
 
     def savepoint(self) -> None:
-        self.conn.execute("SAVEPOINT request")
+        self._run("SAVEPOINT request")
 
     def release_savepoint(self) -> None:
-        self.conn.execute("RELEASE request")
+        self._run("RELEASE request")
 
     def rollback_to_savepoint(self) -> None:
-        self.conn.execute("ROLLBACK TO request")
-        self.conn.execute("RELEASE request")
+        self._run("ROLLBACK TO request")
+        self._run("RELEASE request")
 
     def close(self) -> None:
         if self.owned:

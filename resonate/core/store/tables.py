@@ -1,22 +1,46 @@
-"""The reference's tables (spec 1.11) as SQLModel models: the schema both stores create.
+"""The one schema of both stores, as SQLModel models; migrations.py compiles it for each dialect.
 
-Columns, uniqueness and indexes follow the reference's SQLite migration. Two additions, both for
-speed or safety and recorded in docs/decisions.md: indexes on tasks.root_promise_id, tasks.state and
-callbacks.promise_id (completing a promise otherwise scans both tables), and the `replies` table,
-which stores the reply to a deduplicated request (Kafka correlation ids) with the state change.
+Columns, uniqueness and indexes follow the reference's migrations (spec 1.11). Where the two
+dialects differ the difference is declared here, once:
+- headers and tags are JSON text in a BLOB on SQLite and JSONB on PostgreSQL (`JSON_TEXT`);
+- an index that exists in only one dialect names it in `info["dialects"]`.
+
+Each table and index says in `info["since"]` which schema version added it (1 when absent): that is
+what migration N creates. Version 2 added, for speed or safety (docs/decisions.md): indexes on
+tasks.root_promise_id, tasks.state and callbacks.promise_id (completing a promise otherwise scans both
+tables), and the `replies` table, which stores the reply to a deduplicated request (Kafka correlation
+ids) with the state change.
 """
 from __future__ import annotations
 
 from typing import Optional
 
-from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, Text
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, Text, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 2  # 1: the reference's schema; 2: + replies and lookup indexes
+SQLITE = "sqlite"
+POSTGRES = "postgresql"
+
+# JSON maps (headers, tags): text in a BLOB on SQLite, JSONB on PostgreSQL (tag search uses @>)
+JSON_TEXT = LargeBinary().with_variant(JSONB(), POSTGRES)
 
 
 def _col(type_, **kw):
     return Field(default=None, sa_column=Column(type_, **kw))
+
+
+def _defaulted(type_, value: int):
+    return Field(default=value, sa_column=Column(type_, server_default=text(str(value))))
+
+
+def _sort_id():
+    # insertion order, never reused: INTEGER PRIMARY KEY AUTOINCREMENT on SQLite, SERIAL on PostgreSQL
+    return Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+
+
+def _only(dialect: str, since: int = 1) -> dict:
+    return {"info": {"dialects": (dialect,), "since": since}}
 
 
 class Migration(SQLModel, table=True):
@@ -26,25 +50,26 @@ class Migration(SQLModel, table=True):
 
 class PromiseRow(SQLModel, table=True):
     __tablename__ = "promises"
-    __table_args__ = (Index("idx_promises_id", "id"), {"sqlite_autoincrement": True})
-    sort_id: Optional[int] = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    __table_args__ = (Index("idx_promises_id", "id", **_only(SQLITE)),
+                      Index("idx_promises_sort_id", "sort_id", **_only(POSTGRES)), {"sqlite_autoincrement": True})
+    sort_id: Optional[int] = _sort_id()
     id: Optional[str] = _col(Text, unique=True)
-    state: Optional[int] = Field(default=1, sa_column=Column(Integer, server_default="1"))
-    param_headers: Optional[bytes] = _col(LargeBinary)
+    state: Optional[int] = _defaulted(Integer, 1)
+    param_headers: Optional[bytes] = _col(JSON_TEXT)
     param_data: Optional[bytes] = _col(LargeBinary)
-    value_headers: Optional[bytes] = _col(LargeBinary)
+    value_headers: Optional[bytes] = _col(JSON_TEXT)
     value_data: Optional[bytes] = _col(LargeBinary)
     timeout: Optional[int] = _col(BigInteger)
     idempotency_key_for_create: Optional[str] = _col(Text)
     idempotency_key_for_complete: Optional[str] = _col(Text)
-    tags: Optional[bytes] = _col(LargeBinary)
+    tags: Optional[bytes] = _col(JSON_TEXT)
     created_on: Optional[int] = _col(BigInteger)
     completed_on: Optional[int] = _col(BigInteger)
 
 
 class CallbackRow(SQLModel, table=True):
     __tablename__ = "callbacks"
-    __table_args__ = (Index("idx_callbacks_promise_id", "promise_id"),)
+    __table_args__ = (Index("idx_callbacks_promise_id", "promise_id", info={"since": 2}),)
     id: str = Field(sa_column=Column(Text, primary_key=True))
     promise_id: Optional[str] = _col(Text)
     root_promise_id: Optional[str] = _col(Text)
@@ -56,18 +81,19 @@ class CallbackRow(SQLModel, table=True):
 
 class ScheduleRow(SQLModel, table=True):
     __tablename__ = "schedules"
-    __table_args__ = (Index("idx_schedules_id", "id"), Index("idx_schedules_next_run_time", "next_run_time"),
-                      {"sqlite_autoincrement": True})
-    sort_id: Optional[int] = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    __table_args__ = (Index("idx_schedules_id", "id", **_only(SQLITE)),
+                      Index("idx_schedules_sort_id", "sort_id", **_only(POSTGRES)),
+                      Index("idx_schedules_next_run_time", "next_run_time"), {"sqlite_autoincrement": True})
+    sort_id: Optional[int] = _sort_id()
     id: Optional[str] = _col(Text, unique=True)
     description: Optional[str] = _col(Text)
     cron: Optional[str] = _col(Text)
-    tags: Optional[bytes] = _col(LargeBinary)
+    tags: Optional[bytes] = _col(JSON_TEXT)
     promise_id: Optional[str] = _col(Text)
     promise_timeout: Optional[int] = _col(BigInteger)
-    promise_param_headers: Optional[bytes] = _col(LargeBinary)
+    promise_param_headers: Optional[bytes] = _col(JSON_TEXT)
     promise_param_data: Optional[bytes] = _col(LargeBinary)
-    promise_tags: Optional[bytes] = _col(LargeBinary)
+    promise_tags: Optional[bytes] = _col(JSON_TEXT)
     last_run_time: Optional[int] = _col(BigInteger)
     next_run_time: Optional[int] = _col(BigInteger)
     idempotency_key: Optional[str] = _col(Text)
@@ -88,26 +114,31 @@ class LockRow(SQLModel, table=True):
 class TaskRow(SQLModel, table=True):
     __tablename__ = "tasks"
     __table_args__ = (Index("idx_tasks_process_id", "process_id"), Index("idx_tasks_expires_at", "expires_at"),
-                      Index("idx_tasks_root_promise_id", "root_promise_id"), Index("idx_tasks_state", "state"),
-                      {"sqlite_autoincrement": True})
-    sort_id: Optional[int] = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+                      Index("idx_tasks_root_promise_id", "root_promise_id", info={"since": 2}),
+                      Index("idx_tasks_state", "state", info={"since": 2}), {"sqlite_autoincrement": True})
+    sort_id: Optional[int] = _sort_id()
     id: Optional[str] = _col(Text, unique=True)
     process_id: Optional[str] = _col(Text)
-    state: Optional[int] = Field(default=1, sa_column=Column(Integer, server_default="1"))
+    state: Optional[int] = _defaulted(Integer, 1)
     root_promise_id: Optional[str] = _col(Text)
     recv: Optional[bytes] = _col(LargeBinary)
     mesg: Optional[bytes] = _col(LargeBinary)
     timeout: Optional[int] = _col(BigInteger)
-    counter: Optional[int] = Field(default=1, sa_column=Column(Integer, server_default="1"))
-    attempt: Optional[int] = Field(default=0, sa_column=Column(Integer, server_default="0"))
-    ttl: Optional[int] = Field(default=0, sa_column=Column(BigInteger, server_default="0"))
-    expires_at: Optional[int] = Field(default=0, sa_column=Column(BigInteger, server_default="0"))
+    counter: Optional[int] = _defaulted(Integer, 1)
+    attempt: Optional[int] = _defaulted(Integer, 0)
+    ttl: Optional[int] = _defaulted(BigInteger, 0)
+    expires_at: Optional[int] = _defaulted(BigInteger, 0)
     created_on: Optional[int] = _col(BigInteger)
     completed_on: Optional[int] = _col(BigInteger)
 
 
 class ReplyRow(SQLModel, table=True):
     __tablename__ = "replies"
+    __table_args__ = ({"info": {"since": 2}},)
     key: str = Field(sa_column=Column(Text, primary_key=True))
     reply: Optional[bytes] = _col(LargeBinary)
     created_on: Optional[int] = _col(BigInteger)
+
+
+SCHEMA = SQLModel.metadata
+TABLE_NAMES = tuple(SCHEMA.tables)  # creation order
