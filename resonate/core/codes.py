@@ -3,43 +3,75 @@ from __future__ import annotations
 
 from enum import Enum
 
+# success
 OK = 20000
 CREATED = 20100
 NO_CONTENT = 20400
+# request errors (4xxxx): the client must change the request
+INVALID = 40000
+UNAUTHORIZED = 40100
+FORBIDDEN = 40300
+PROMISE_ALREADY_RESOLVED = 40301
+PROMISE_ALREADY_REJECTED = 40302
+PROMISE_ALREADY_CANCELED = 40303
+PROMISE_ALREADY_TIMEDOUT = 40304
+LOCK_ALREADY_ACQUIRED = 40305
+TASK_ALREADY_CLAIMED = 40306
+TASK_ALREADY_COMPLETED = 40307
+TASK_INVALID_COUNTER = 40308
+TASK_INVALID_STATE = 40309
+PROMISE_NOT_FOUND = 40400
+SCHEDULE_NOT_FOUND = 40401
+LOCK_NOT_FOUND = 40402
+TASK_NOT_FOUND = 40403
+RECV_NOT_FOUND = 40404
+PROMISE_ALREADY_EXISTS = 40900
+SCHEDULE_ALREADY_EXISTS = 40901
+TASK_PRECONDITION_FAILED = 41200
+# server errors (5xxxx): retrying may help
+INTERNAL_ERROR = 50000
+ECHO_ERROR = 50001
+AIO_ERROR = 50002
+QUEUE_ERROR = 50003
+STORE_ERROR = 50004
+SHUTTING_DOWN = 50300
+API_QUEUE_FULL = 50301
+AIO_QUEUE_FULL = 50302
+SCHEDULER_QUEUE_FULL = 50303
 
 STATUS_TEXT: dict[int, str] = {
-    20000: "The request was successful",
-    20100: "The request was successful",
-    20400: "The request was successful",
-    40000: "The request is invalid",
-    40100: "The request is unauthorized",
-    40300: "The request is forbidden",
-    40301: "The promise has already been resolved",
-    40302: "The promise has already been rejected",
-    40303: "The promise has already been canceled",
-    40304: "The promise has already timedout",
-    40305: "The lock is already acquired",
-    40306: "The task is already claimed",
-    40307: "The task is already completed",
-    40308: "The task counter is invalid",
-    40309: "The task state is invalid",
-    40400: "The specified promise was not found",
-    40401: "The specified schedule was not found",
-    40402: "The specified lock was not found",
-    40403: "The specified task was not found",
-    40404: "The specified recv couldn't be found",
-    40900: "The specified promise already exists",
-    40901: "The specified schedule already exists",
-    41200: "The task precondition failed",
-    50000: "There was an internal server error",
-    50001: "There was an error in the echo subsystem",
-    50002: "There was an internal server error",
-    50003: "There was an error in the queue subsystem",
-    50004: "There was an error in the store subsystem",
-    50300: "The system is shutting down",
-    50301: "The api submission queue is full",
-    50302: "The aio submission queue is full",
-    50303: "The scheduler queue is full",
+    OK: "The request was successful",
+    CREATED: "The request was successful",
+    NO_CONTENT: "The request was successful",
+    INVALID: "The request is invalid",
+    UNAUTHORIZED: "The request is unauthorized",
+    FORBIDDEN: "The request is forbidden",
+    PROMISE_ALREADY_RESOLVED: "The promise has already been resolved",
+    PROMISE_ALREADY_REJECTED: "The promise has already been rejected",
+    PROMISE_ALREADY_CANCELED: "The promise has already been canceled",
+    PROMISE_ALREADY_TIMEDOUT: "The promise has already timedout",
+    LOCK_ALREADY_ACQUIRED: "The lock is already acquired",
+    TASK_ALREADY_CLAIMED: "The task is already claimed",
+    TASK_ALREADY_COMPLETED: "The task is already completed",
+    TASK_INVALID_COUNTER: "The task counter is invalid",
+    TASK_INVALID_STATE: "The task state is invalid",
+    PROMISE_NOT_FOUND: "The specified promise was not found",
+    SCHEDULE_NOT_FOUND: "The specified schedule was not found",
+    LOCK_NOT_FOUND: "The specified lock was not found",
+    TASK_NOT_FOUND: "The specified task was not found",
+    RECV_NOT_FOUND: "The specified recv couldn't be found",
+    PROMISE_ALREADY_EXISTS: "The specified promise already exists",
+    SCHEDULE_ALREADY_EXISTS: "The specified schedule already exists",
+    TASK_PRECONDITION_FAILED: "The task precondition failed",
+    INTERNAL_ERROR: "There was an internal server error",
+    ECHO_ERROR: "There was an error in the echo subsystem",
+    AIO_ERROR: "There was an internal server error",
+    QUEUE_ERROR: "There was an error in the queue subsystem",
+    STORE_ERROR: "There was an error in the store subsystem",
+    SHUTTING_DOWN: "The system is shutting down",
+    API_QUEUE_FULL: "The api submission queue is full",
+    AIO_QUEUE_FULL: "The aio submission queue is full",
+    SCHEDULER_QUEUE_FULL: "The scheduler queue is full",
 }
 
 REQUEST_ERROR_DETAIL = "Request errors are not retryable since they are caused by invalid client requests"
@@ -65,7 +97,7 @@ class ApiError(Exception):
 
     @property
     def message(self) -> str:
-        return STATUS_TEXT.get(self.code, STATUS_TEXT[50000])
+        return STATUS_TEXT.get(self.code, STATUS_TEXT[INTERNAL_ERROR])
 
     def to_json(self) -> dict:
         """The reference's error object: {code, message, details:[...]}"""
@@ -93,7 +125,7 @@ def request_error(code: int) -> ApiError:
 
 def invalid(*messages: str) -> ApiError:
     """A 40000 naming the failing field(s)."""
-    return ApiError(40000, ErrorKind.VALIDATION, list(messages))
+    return ApiError(INVALID, ErrorKind.VALIDATION, list(messages))
 
 
 def server_error(code: int, detail: str = "") -> ApiError:

@@ -13,8 +13,10 @@ import binascii
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+from . import cron as cronlib
+from . import cursor as cursorlib
 from . import gojson
-from .codes import invalid
+from .codes import INVALID, ApiError, ErrorKind, invalid
 from .model import INT64_MAX, INT64_MIN, Value
 
 
@@ -375,3 +377,213 @@ def fence(f: Fields) -> Fence | None:
     if not task_id:
         return None
     return Fence(task_id, int64(f, "taskCounter", label="task-counter"))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Decoding each operation: transport fields -> typed request (one place for every transport)
+
+SEARCH_LIMIT_MAX = 100  # results per search page at most, and the default (as the reference)
+ALL_STATES = ["PENDING", "RESOLVED", "REJECTED", "REJECTED_TIMEDOUT", "REJECTED_CANCELED"]
+STATE_GROUPS = {"pending": ["PENDING"], "resolved": ["RESOLVED"],
+                "rejected": ["REJECTED", "REJECTED_TIMEDOUT", "REJECTED_CANCELED"]}
+
+
+def _search_limit(f: Fields) -> int:
+    limit = int64(f, "limit")
+    if limit < 0:
+        raise invalid("The field limit must be greater than or equal to 0.")
+    if limit > SEARCH_LIMIT_MAX:
+        raise invalid(f"The field limit must be less than or equal to {SEARCH_LIMIT_MAX}.")
+    return limit or SEARCH_LIMIT_MAX
+
+
+def _search_id(f: Fields) -> str | None:
+    value = optional_string(f, "id")
+    if value == "":
+        raise invalid("The field id must be be at least length 1.")
+    return value
+
+
+def _cursor_next(f: Fields) -> dict | None:
+    token = optional_string(f, "cursor")
+    if not token:
+        return None
+    try:
+        return cursorlib.decode_cursor(token)
+    except cursorlib.CursorError as e:
+        raise invalid(str(e)) from None
+
+
+def _cursor_int(nxt: dict, key: str) -> int:
+    value = nxt.get(key)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise invalid(f"the cursor field {key} must be an integer")
+    return value
+
+
+def _cursor_tags(nxt: dict) -> dict[str, str]:
+    tags = nxt.get("tags") or {}
+    if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
+        raise invalid("the cursor field tags must be a map of strings")
+    return tags
+
+
+def _cursor_id(nxt: dict) -> str:
+    value = nxt.get("id")
+    if not isinstance(value, str) or value == "":
+        raise invalid("the field id is required")  # a forged cursor with an empty id crashed the reference
+    return value
+
+
+def decode_search_promises(f: Fields) -> SearchPromises:
+    search_id = _search_id(f)
+    state = optional_string(f, "state")
+    if state is not None and state.lower() not in STATE_GROUPS:
+        raise invalid("The field state must be one of pending, resolved, or rejected.")
+    tags = string_map(f, "tags")
+    limit = _search_limit(f)
+    nxt = _cursor_next(f)
+    if nxt is not None:
+        states = nxt.get("states") or []
+        if not isinstance(states, list) or not all(isinstance(s, str) and s.upper() in ALL_STATES for s in states):
+            raise invalid("the cursor field states must list promise states")
+        limit = _cursor_int(nxt, "limit")
+        if not 1 <= limit <= SEARCH_LIMIT_MAX:
+            raise invalid(f"the field limit must be between 1 and {SEARCH_LIMIT_MAX}")
+        return SearchPromises(id=_cursor_id(nxt), states=[s.upper() for s in states], tags=_cursor_tags(nxt),
+                              limit=limit, sort_id=_cursor_int(nxt, "sortId"))
+    if search_id is None:
+        raise invalid("the field id is required")
+    states = STATE_GROUPS[state.lower()] if state is not None else list(ALL_STATES)
+    return SearchPromises(id=search_id, states=states, tags=tags, limit=limit)
+
+
+def decode_search_schedules(f: Fields) -> SearchSchedules:
+    search_id = _search_id(f)
+    tags = string_map(f, "tags")
+    limit = _search_limit(f)
+    nxt = _cursor_next(f)
+    if nxt is not None:
+        limit = _cursor_int(nxt, "limit")
+        if not 1 <= limit <= SEARCH_LIMIT_MAX:
+            raise invalid(f"the field limit must be between 1 and {SEARCH_LIMIT_MAX}")
+        return SearchSchedules(id=_cursor_id(nxt), tags=_cursor_tags(nxt), limit=limit,
+                               sort_id=_cursor_int(nxt, "sortId"))
+    if search_id is None:
+        raise invalid("the field id is required")
+    return SearchSchedules(id=search_id, tags=tags, limit=limit)
+
+
+def _decode_create_fields(promise: Fields, headers: Fields) -> CreatePromise:
+    return CreatePromise(
+        id=string(promise, "id", required=True),
+        param=value_field(promise, "param"),
+        timeout=int64(promise, "timeout"),
+        tags=string_map(promise, "tags"),
+        idempotency_key=optional_string(headers, "idempotencyKey"),
+        strict=boolean(headers, "strict"),
+        head=trace_head(headers),
+    )
+
+
+def decode_create_promise(f: Fields) -> CreatePromise:
+    req = _decode_create_fields(f, f)
+    req.fence = fence(f)
+    return req
+
+
+def decode_create_promise_and_task(f: Fields) -> CreatePromiseAndTask:
+    promise = _decode_create_fields(f.sub("promise"), f)
+    task = f.sub("task")
+    process_id = string(task, "processId", required=True)
+    ttl = int64(task, "ttl", minimum=0)
+    return CreatePromiseAndTask(promise=promise, process_id=process_id, ttl=ttl)
+
+
+_COMPLETION_STATES = ("RESOLVED", "REJECTED", "REJECTED_CANCELED")
+
+
+def decode_complete_promise(f: Fields) -> CompletePromise:
+    promise_id = string(f, "id", required=True)
+    state = f.get("state")
+    if state is None or state == "" or not f.has("state"):
+        raise invalid("The field state is required.")
+    if not isinstance(state, str):
+        raise invalid("the field state must be a string")
+    upper = state.upper()
+    if upper not in ALL_STATES:
+        raise invalid(f"invalid state '{state}'")
+    if upper not in _COMPLETION_STATES:
+        raise invalid("the field state must be one of resolved, rejected, rejected_canceled")
+    return CompletePromise(id=promise_id, state=upper, value=value_field(f, "value"),
+                           idempotency_key=optional_string(f, "idempotencyKey"), strict=boolean(f, "strict"),
+                           fence=fence(f))
+
+
+def decode_create_callback(f: Fields) -> CreateCallback:
+    promise_id = string(f, "promiseId", required=True)
+    root = string(f, "rootPromiseId", required=True)
+    recv = raw_json(f, "recv")
+    timeout = int64(f, "timeout")
+    if promise_id == root:
+        # the reference reports this one as a server-kind error with a 40000 code
+        raise ApiError(INVALID, ErrorKind.SERVER, ["promise and root promise must be different"])
+    return CreateCallback(promise_id=promise_id, root_promise_id=root, recv=recv, timeout=timeout,
+                          head=trace_head(f), fence=fence(f))
+
+
+def decode_create_subscription(f: Fields) -> CreateSubscription:
+    return CreateSubscription(id=string(f, "id", required=True), promise_id=string(f, "promiseId", required=True),
+                              recv=raw_json(f, "recv"), timeout=int64(f, "timeout"), head=trace_head(f))
+
+
+def decode_create_schedule(f: Fields) -> CreateSchedule:
+    schedule_id = string(f, "id", required=True)
+    cron = string(f, "cron", required=True)
+    try:
+        cronlib.parse_cron(cron)
+    except cronlib.CronError:
+        raise invalid("the field cron must be a valid cron expression") from None
+    return CreateSchedule(id=schedule_id, description=string(f, "desc"), cron=cron, tags=string_map(f, "tags"),
+                          promise_id=string(f, "promiseId", required=True),
+                          promise_timeout=int64(f, "promiseTimeout"), promise_param=value_field(f, "promiseParam"),
+                          promise_tags=string_map(f, "promiseTags"),
+                          idempotency_key=optional_string(f, "idempotencyKey"))
+
+
+def decode_claim_task(f: Fields) -> ClaimTask:
+    return ClaimTask(id=string(f, "id", required=True), counter=int64(f, "counter", required=True),
+                     process_id=string(f, "processId", required=True), ttl=int64(f, "ttl", minimum=0))
+
+DECODERS: dict[str, Callable[[Fields], Any]] = {
+    "promises.read": lambda f: ReadPromise(string(f, "id", required=True)),
+    "promises.search": decode_search_promises,
+    "promises.create": decode_create_promise,
+    "promises.createtask": decode_create_promise_and_task,
+    "promises.complete": decode_complete_promise,
+    "promises.callback": decode_create_callback,
+    "promises.subscribe": decode_create_subscription,
+    "schedules.read": lambda f: ReadSchedule(string(f, "id", required=True)),
+    "schedules.search": decode_search_schedules,
+    "schedules.create": decode_create_schedule,
+    "schedules.delete": lambda f: DeleteSchedule(string(f, "id", required=True)),
+    "locks.acquire": lambda f: AcquireLock(
+        resource_id=string(f, "resourceId", required=True), execution_id=string(f, "executionId", required=True),
+        process_id=string(f, "processId", required=True), ttl=int64(f, "ttl", minimum=0)),
+    "locks.release": lambda f: ReleaseLock(resource_id=string(f, "resourceId", required=True),
+                                           execution_id=string(f, "executionId", required=True)),
+    "locks.heartbeat": lambda f: HeartbeatLocks(string(f, "processId", required=True)),
+    "tasks.claim": decode_claim_task,
+    "tasks.complete": lambda f: CompleteTask(id=string(f, "id", required=True),
+                                             counter=int64(f, "counter", required=True)),
+    "tasks.drop": lambda f: DropTask(id=string(f, "id", required=True), counter=int64(f, "counter", required=True)),
+    "tasks.heartbeat": lambda f: HeartbeatTasks(string(f, "processId", required=True)),
+}
+
+
+def decode(operation: str, fields: Mapping[str, Any] | None) -> Any:
+    """Transport fields -> typed request; raises ApiError(INVALID) naming the field on bad input."""
+    decoder = DECODERS.get(operation)
+    if decoder is None:
+        raise invalid(f"unknown operation: {operation}")
+    return decoder(Fields(fields))

@@ -172,7 +172,7 @@ def test_a_deduplicated_request_runs_once_across_servers(postgres_server, databa
     """Two kernels on one database (two servers) handed the same Kafka request at once: one runs it,
     the other replays its stored reply instead of running it again (which would answer 409)."""
     from resonate.core.kernel import Kernel
-    from resonate.core.operations import decode
+    from resonate.core.requests import decode
     from resonate.core.store.postgres import PostgresStore
 
     kernels = [Kernel(PostgresStore(postgres_server.dsn_for(database), workers=2)) for _ in range(2)]

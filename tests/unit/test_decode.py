@@ -2,7 +2,7 @@
 import pytest
 
 from resonate.core.codes import ApiError
-from resonate.core.operations import decode
+from resonate.core.requests import decode
 from resonate.core.requests import MAX_ID_BYTES, Text
 
 

@@ -9,7 +9,8 @@ import pytest
 from resonate.core import operations
 from resonate.core.codes import ApiError
 from resonate.core.kernel import Kernel
-from resonate.core.operations import decode, render
+from resonate.core.operations import render
+from resonate.core.requests import decode
 from resonate.core.store.sqlite import SqliteStore
 
 

@@ -178,7 +178,6 @@ class Rpc:
     service: str  # full proto service name, e.g. "promise.Promises"
     method: str
     request: type
-    response: type
     operation: str  # core operation name
     fields: Callable[[Message], dict]  # proto request -> canonical fields
     reply: Callable[[Result], Message]  # core result -> proto response
@@ -188,67 +187,64 @@ class Rpc:
         return f"/{self.service}/{self.method}"
 
 
-P, S, L, T = "promise.Promises", "schedule.Schedules", "lock.Locks", "task.Tasks"
+PROMISES, SCHEDULES, LOCKS, TASKS = "promise.Promises", "schedule.Schedules", "lock.Locks", "task.Tasks"
 
 RPCS: list[Rpc] = [
-    Rpc(P, "ReadPromise", promise_pb2.ReadPromiseRequest, promise_pb2.ReadPromiseResponse, "promises.read",
+    Rpc(PROMISES, "ReadPromise", promise_pb2.ReadPromiseRequest, "promises.read",
         lambda m: {"id": m.id}, lambda r: promise_pb2.ReadPromiseResponse(promise=promise_pb(r.body))),
-    Rpc(P, "SearchPromises", promise_pb2.SearchPromisesRequest, promise_pb2.SearchPromisesResponse,
-        "promises.search", _search_promises,
+    Rpc(PROMISES, "SearchPromises", promise_pb2.SearchPromisesRequest, "promises.search", _search_promises,
         lambda r: promise_pb2.SearchPromisesResponse(promises=[promise_pb(p) for p in r.body["promises"]],
                                                      cursor=r.body["cursor"] or "")),
-    Rpc(P, "CreatePromise", promise_pb2.CreatePromiseRequest, promise_pb2.CreatePromiseResponse,
+    Rpc(PROMISES, "CreatePromise", promise_pb2.CreatePromiseRequest,
         "promises.create", _create_promise, _noop_promise(promise_pb2.CreatePromiseResponse)),
-    Rpc(P, "CreatePromiseAndTask", promise_pb2.CreatePromiseAndTaskRequest,
-        promise_pb2.CreatePromiseAndTaskResponse, "promises.createtask", _create_promise_and_task,
+    Rpc(PROMISES, "CreatePromiseAndTask", promise_pb2.CreatePromiseAndTaskRequest,
+        "promises.createtask", _create_promise_and_task,
         lambda r: promise_pb2.CreatePromiseAndTaskResponse(noop=r.code == OK, promise=promise_pb(r.body["promise"]))),
-    Rpc(P, "ResolvePromise", promise_pb2.ResolvePromiseRequest, promise_pb2.ResolvePromiseResponse,
+    Rpc(PROMISES, "ResolvePromise", promise_pb2.ResolvePromiseRequest,
         "promises.complete", _complete("RESOLVED"), _noop_promise(promise_pb2.ResolvePromiseResponse)),
-    Rpc(P, "RejectPromise", promise_pb2.RejectPromiseRequest, promise_pb2.RejectPromiseResponse,
+    Rpc(PROMISES, "RejectPromise", promise_pb2.RejectPromiseRequest,
         "promises.complete", _complete("REJECTED"), _noop_promise(promise_pb2.RejectPromiseResponse)),
-    Rpc(P, "CancelPromise", promise_pb2.CancelPromiseRequest, promise_pb2.CancelPromiseResponse,
+    Rpc(PROMISES, "CancelPromise", promise_pb2.CancelPromiseRequest,
         "promises.complete", _complete("REJECTED_CANCELED"), _noop_promise(promise_pb2.CancelPromiseResponse)),
-    Rpc(P, "CreateCallback", promise_pb2.CreateCallbackRequest, promise_pb2.CreateCallbackResponse,
+    Rpc(PROMISES, "CreateCallback", promise_pb2.CreateCallbackRequest,
         "promises.callback", _create_callback, _callback_reply(promise_pb2.CreateCallbackResponse)),
-    Rpc(P, "CreateSubscription", promise_pb2.CreateSubscriptionRequest, promise_pb2.CreateSubscriptionResponse,
+    Rpc(PROMISES, "CreateSubscription", promise_pb2.CreateSubscriptionRequest,
         "promises.subscribe", _create_subscription, _callback_reply(promise_pb2.CreateSubscriptionResponse)),
 
-    Rpc(S, "ReadSchedule", schedule_pb2.ReadScheduleRequest, schedule_pb2.ReadScheduleResponse, "schedules.read",
+    Rpc(SCHEDULES, "ReadSchedule", schedule_pb2.ReadScheduleRequest, "schedules.read",
         lambda m: {"id": m.id}, lambda r: schedule_pb2.ReadScheduleResponse(schedule=schedule_pb(r.body))),
-    Rpc(S, "SearchSchedules", schedule_pb2.SearchSchedulesRequest, schedule_pb2.SearchSchedulesResponse,
-        "schedules.search", _search_schedules,
+    Rpc(SCHEDULES, "SearchSchedules", schedule_pb2.SearchSchedulesRequest, "schedules.search", _search_schedules,
         lambda r: schedule_pb2.SearchSchedulesResponse(schedules=[schedule_pb(s) for s in r.body["schedules"]],
                                                        cursor=r.body["cursor"] or "")),
     # the reference never sets noop here; we set it as on every other create (the wire is unchanged)
-    Rpc(S, "CreateSchedule", schedule_pb2.CreateScheduleRequest, schedule_pb2.CreatedScheduleResponse,
-        "schedules.create", _create_schedule,
+    Rpc(SCHEDULES, "CreateSchedule", schedule_pb2.CreateScheduleRequest, "schedules.create", _create_schedule,
         lambda r: schedule_pb2.CreatedScheduleResponse(noop=r.code == OK, schedule=schedule_pb(r.body))),
-    Rpc(S, "DeleteSchedule", schedule_pb2.DeleteScheduleRequest, schedule_pb2.DeleteScheduleResponse,
+    Rpc(SCHEDULES, "DeleteSchedule", schedule_pb2.DeleteScheduleRequest,
         "schedules.delete", lambda m: {"id": m.id}, lambda r: schedule_pb2.DeleteScheduleResponse()),
 
-    Rpc(L, "AcquireLock", lock_pb2.AcquireLockRequest, lock_pb2.AcquireLockResponse, "locks.acquire",
+    Rpc(LOCKS, "AcquireLock", lock_pb2.AcquireLockRequest, "locks.acquire",
         lambda m: {"resourceId": m.resourceId, "executionId": m.executionId, "processId": m.processId,
                    "ttl": m.ttl},
         lambda r: lock_pb2.AcquireLockResponse(acquired=r.code == CREATED)),
-    Rpc(L, "ReleaseLock", lock_pb2.ReleaseLockRequest, lock_pb2.ReleaseLockResponse, "locks.release",
+    Rpc(LOCKS, "ReleaseLock", lock_pb2.ReleaseLockRequest, "locks.release",
         lambda m: {"resourceId": m.resourceId, "executionId": m.executionId},
         lambda r: lock_pb2.ReleaseLockResponse(released=r.code == NO_CONTENT)),
-    Rpc(L, "HeartbeatLocks", lock_pb2.HeartbeatLocksRequest, lock_pb2.HeartbeatLocksResponse, "locks.heartbeat",
+    Rpc(LOCKS, "HeartbeatLocks", lock_pb2.HeartbeatLocksRequest, "locks.heartbeat",
         lambda m: {"processId": m.processId},
         # the field is int32 on the wire; saturate rather than wrap as the reference does
         lambda r: lock_pb2.HeartbeatLocksResponse(locksAffected=min(r.body["locksAffected"], INT32_MAX))),
 
-    Rpc(T, "ClaimTask", task_pb2.ClaimTaskRequest, task_pb2.ClaimTaskResponse, "tasks.claim",
+    Rpc(TASKS, "ClaimTask", task_pb2.ClaimTaskRequest, "tasks.claim",
         lambda m: {"id": m.id, "counter": m.counter, "processId": m.processId, "ttl": m.ttl},
         lambda r: task_pb2.ClaimTaskResponse(claimed=r.code == CREATED, mesg=task_pb2.Mesg(
             type=r.body["type"], promises={k: _mesg_promise(v) for k, v in r.body["promises"].items()}))),
-    Rpc(T, "CompleteTask", task_pb2.CompleteTaskRequest, task_pb2.CompleteTaskResponse, "tasks.complete",
+    Rpc(TASKS, "CompleteTask", task_pb2.CompleteTaskRequest, "tasks.complete",
         lambda m: {"id": m.id, "counter": m.counter},
         lambda r: task_pb2.CompleteTaskResponse(completed=r.code == CREATED)),
-    Rpc(T, "DropTask", task_pb2.DropTaskRequest, task_pb2.DropTaskResponse, "tasks.drop",
+    Rpc(TASKS, "DropTask", task_pb2.DropTaskRequest, "tasks.drop",
         lambda m: {"id": m.id, "counter": m.counter},
         lambda r: task_pb2.DropTaskResponse(dropped=r.code == CREATED)),
-    Rpc(T, "HeartbeatTasks", task_pb2.HeartbeatTasksRequest, task_pb2.HeartbeatTasksResponse, "tasks.heartbeat",
+    Rpc(TASKS, "HeartbeatTasks", task_pb2.HeartbeatTasksRequest, "tasks.heartbeat",
         lambda m: {"processId": m.processId},
         lambda r: task_pb2.HeartbeatTasksResponse(tasksAffected=r.body["tasksAffected"])),
 ]

@@ -27,7 +27,7 @@ from .. import gojson, template
 from ..model import Lock, Promise, Schedule, Task
 from . import tables
 from .base import Connection, RejectedValue, RetryableStoreError, StaleRead, Store, StoreError
-from .sql import TASK_COLUMNS, SqlTx, task_from_row
+from .sql import PENDING, TASK_COLUMNS, TASK_INIT, TASK_SENT_OR_CLAIMED, SqlTx, task_from_row
 
 log = logging.getLogger("resonate.store.postgres")
 
@@ -84,11 +84,11 @@ class PostgresTx(SqlTx):
     # the outer conditions are re-checked against the latest row version once it is locked
     ENQUEUEABLE = (
         f"SELECT {TASK_COLUMNS} FROM tasks WHERE id IN ("
-        " SELECT DISTINCT ON (root_promise_id) id FROM tasks t1 WHERE state = 1 AND expires_at <= ?"
+        f" SELECT DISTINCT ON (root_promise_id) id FROM tasks t1 WHERE state = {TASK_INIT} AND expires_at <= ?"
         " AND NOT EXISTS (SELECT 1 FROM tasks t2 WHERE t2.root_promise_id = t1.root_promise_id"
-        " AND t2.state IN (2, 4))"
+        f" AND t2.state IN {TASK_SENT_OR_CLAIMED})"
         " ORDER BY root_promise_id, sort_id LIMIT ?)"
-        " AND state = 1 AND expires_at <= ? ORDER BY root_promise_id FOR UPDATE SKIP LOCKED")
+        f" AND state = {TASK_INIT} AND expires_at <= ? ORDER BY root_promise_id FOR UPDATE SKIP LOCKED")
 
     # -- plumbing: PostgreSQL text cannot hold NUL; say so (400) instead of failing the statement (500)
     def execute(self, sql: str, params=()) -> int:
@@ -151,7 +151,7 @@ class PostgresTx(SqlTx):
         # Lock the promise against completion first. Without it a completion committing meanwhile on
         # another connection would not see this callback, which would then never become a task.
         row = self.one("SELECT state FROM promises WHERE id = ? FOR SHARE", (cb.promise_id,))
-        if row is None or row[0] != 1:
+        if row is None or row[0] != PENDING:
             raise StaleRead()  # completed since the operation read it: answer from the new state
         return super().insert_callback(cb)
 

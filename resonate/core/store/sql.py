@@ -19,6 +19,14 @@ TASK_COLUMNS = ("id, process_id, state, root_promise_id, recv, mesg, timeout, co
 SCHEDULE_COLUMNS = ("id, description, cron, tags, promise_id, promise_timeout, promise_param_headers, "
                     "promise_param_data, promise_tags, last_run_time, next_run_time, idempotency_key, created_on, "
                     "sort_id")
+# States as the SQL compares them (the bit values of spec 1.11), named once
+PENDING = int(PromiseState.PENDING)
+TASK_INIT = int(TaskState.INIT)
+TASK_CLAIMED = int(TaskState.CLAIMED)
+TASK_COMPLETED = int(TaskState.COMPLETED)
+TASK_SENT_OR_CLAIMED = f"({int(TaskState.ENQUEUED)}, {int(TaskState.CLAIMED)})"  # a worker has it
+TASK_OPEN = f"({int(TaskState.INIT)}, {int(TaskState.ENQUEUED)}, {int(TaskState.CLAIMED)})"  # not yet finished
+TASK_TIMED_MASK = int(TaskState.ENQUEUED | TaskState.CLAIMED)  # states whose expiry is watched
 # `now + ttl` without overflowing int64 (SQLite would turn it into a float)
 CLAMPED_EXPIRY = f"CASE WHEN ttl > {INT64_MAX} - ? THEN {INT64_MAX} ELSE ? + ttl END"
 
@@ -130,8 +138,8 @@ class SqlTx:
 
     ENQUEUEABLE = (
         f"SELECT {TASK_COLUMNS} FROM tasks WHERE sort_id IN ("
-        " SELECT MIN(sort_id) FROM tasks WHERE state = 1 AND expires_at <= ?"
-        " AND root_promise_id NOT IN (SELECT root_promise_id FROM tasks WHERE state IN (2, 4))"
+        f" SELECT MIN(sort_id) FROM tasks WHERE state = {TASK_INIT} AND expires_at <= ?"
+        f" AND root_promise_id NOT IN (SELECT root_promise_id FROM tasks WHERE state IN {TASK_SENT_OR_CLAIMED})"
         " GROUP BY root_promise_id) ORDER BY root_promise_id LIMIT ?")
 
     # -- promises
@@ -166,12 +174,12 @@ class SqlTx:
                        completed_on: int) -> bool:
         return self.execute(
             "UPDATE promises SET state = ?, value_headers = ?, value_data = ?, idempotency_key_for_complete = ?,"
-            " completed_on = ? WHERE id = ? AND state = 1",
+            f" completed_on = ? WHERE id = ? AND state = {PENDING}",
             (state.value, self.json_value(_json_map(value.headers)), self.blob(value.data), ikey, completed_on,
              promise_id)) == 1
 
     def read_expired_promises(self, now: int, limit: int) -> list[Promise]:
-        rows = self.all(f"SELECT {PROMISE_COLUMNS} FROM promises WHERE state = 1 AND timeout <= ? LIMIT ?"
+        rows = self.all(f"SELECT {PROMISE_COLUMNS} FROM promises WHERE state = {PENDING} AND timeout <= ? LIMIT ?"
                         f"{self.LOCK_DUE}", (now, limit))
         return [promise_from_row(r) for r in rows]
 
@@ -180,7 +188,7 @@ class SqlTx:
         return self.execute(
             "INSERT INTO callbacks (id, promise_id, root_promise_id, recv, mesg, timeout, created_on)"
             " SELECT ?, ?, ?, ?, ?, ?, ?"
-            " WHERE EXISTS (SELECT 1 FROM promises WHERE id = ? AND state = 1)"
+            f" WHERE EXISTS (SELECT 1 FROM promises WHERE id = ? AND state = {PENDING})"
             " AND NOT EXISTS (SELECT 1 FROM callbacks WHERE id = ?) ON CONFLICT (id) DO NOTHING",
             (cb.id, cb.promise_id, cb.mesg.root, self.blob(cb.recv.encode()),
              self.blob(gojson.dumps(cb.mesg.to_json()).encode()), cb.timeout, cb.created_on, cb.promise_id,
@@ -197,8 +205,8 @@ class SqlTx:
 
     # -- tasks
     def complete_tasks_by_root(self, root_id: str, completed_on: int) -> int:
-        return self.execute("UPDATE tasks SET state = 8, completed_on = ? WHERE root_promise_id = ?"
-                            " AND state IN (1, 2, 4)", (completed_on, root_id))
+        return self.execute(f"UPDATE tasks SET state = {TASK_COMPLETED}, completed_on = ? WHERE root_promise_id = ?"
+                            f" AND state IN {TASK_OPEN}", (completed_on, root_id))
 
     def insert_task(self, t: Task) -> bool:
         return self.execute(
@@ -220,7 +228,7 @@ class SqlTx:
              int(expected_states), expected_counter)) == 1
 
     def read_expired_tasks(self, now: int, limit: int) -> list[Task]:
-        rows = self.all(f"SELECT {TASK_COLUMNS} FROM tasks WHERE (state & 6) != 0 AND"
+        rows = self.all(f"SELECT {TASK_COLUMNS} FROM tasks WHERE (state & {TASK_TIMED_MASK}) != 0 AND"
                         " ((expires_at != 0 AND expires_at <= ?) OR timeout <= ?)"
                         f" ORDER BY root_promise_id, sort_id LIMIT ?{self.LOCK_DUE}", (now, now, limit))
         return [task_from_row(r) for r in rows]
@@ -229,11 +237,13 @@ class SqlTx:
         return [task_from_row(r) for r in self.all(self.ENQUEUEABLE, (now, limit))]
 
     def heartbeat_tasks(self, process_id: str, now: int) -> int:
-        return self.execute(f"UPDATE tasks SET expires_at = {CLAMPED_EXPIRY} WHERE process_id = ? AND state = 4",
+        return self.execute(f"UPDATE tasks SET expires_at = {CLAMPED_EXPIRY}"
+                            f" WHERE process_id = ? AND state = {TASK_CLAIMED}",
                             (now, now, process_id))
 
     def valid_fence(self, task_id: str, counter: int) -> bool:
-        row = self.one("SELECT COUNT(*) FROM tasks WHERE id = ? AND counter = ? AND state = 4", (task_id, counter))
+        row = self.one(f"SELECT COUNT(*) FROM tasks WHERE id = ? AND counter = ? AND state = {TASK_CLAIMED}",
+                       (task_id, counter))
         return row[0] == 1
 
     # -- schedules
@@ -270,9 +280,12 @@ class SqlTx:
     def delete_schedule(self, schedule_id: str) -> bool:
         return self.execute("DELETE FROM schedules WHERE id = ?", (schedule_id,)) == 1
 
-    def update_schedule(self, schedule_id: str, last_run_time: int, next_run_time: int) -> bool:
+    def update_schedule(self, schedule_id: str, expected_next_run_time: int, next_run_time: int) -> bool:
+        """Advance a schedule that fired: only if its next run is still the one that fired (else another
+        server or request moved it first)."""
         return self.execute("UPDATE schedules SET last_run_time = next_run_time, next_run_time = ?"
-                            " WHERE id = ? AND next_run_time = ?", (next_run_time, schedule_id, last_run_time)) == 1
+                            " WHERE id = ? AND next_run_time = ?",
+                            (next_run_time, schedule_id, expected_next_run_time)) == 1
 
     def read_due_schedules(self, now: int, limit: int) -> list[Schedule]:
         rows = self.all(f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE next_run_time <= ?"
