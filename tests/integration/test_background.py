@@ -13,6 +13,14 @@ import pytest
 from tests.infra.ports import free_port
 
 
+def wait_until(condition, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -149,10 +157,13 @@ def test_schedule_creates_promises_every_second(sqlite_server, api):
     r = api.post("/schedules", json={"id": sid, "cron": "* * * * * *", "promiseId": "{{.id}}.{{.timestamp}}",
                                      "promiseTimeout": 60_000, "promiseTags": {"k": "v"}})
     assert r.status_code == 201
-    time.sleep(3.2)
+    first = r.json()["nextRunTime"]
+    wait_until(lambda: len(api.get("/promises", params={"id": f"{sid}.*"}).json()["promises"]) >= 3,
+               "three scheduled promises")
     assert api.delete(f"/schedules/{sid}").status_code == 204
     promises = api.get("/promises", params={"id": f"{sid}.*"}).json()["promises"]
-    assert 2 <= len(promises) <= 4
+    stamps = sorted(int(p["id"].rsplit(".", 1)[1]) for p in promises)
+    assert stamps == [first + 1000 * k for k in range(len(stamps))]  # one per second, none skipped
     for p in promises:
         stamp = int(p["id"].rsplit(".", 1)[1])
         assert stamp % 1000 == 0
@@ -164,6 +175,6 @@ def test_expired_lock_is_released_by_the_background_pass(sqlite_server, api):
     rid = f"bg-lock-{now_ms()}"
     body = {"resourceId": rid, "executionId": "e1", "processId": "p1", "ttl": 100}
     assert api.post("/locks/acquire", json=body).status_code == 201
-    time.sleep(0.6)
     other = {"resourceId": rid, "executionId": "e2", "processId": "p2", "ttl": 60_000}
-    assert api.post("/locks/acquire", json=other).status_code == 201
+    # held until the background pass releases it (acquiring never releases an expired lock itself)
+    wait_until(lambda: api.post("/locks/acquire", json=other).status_code == 201, "the expired lock released")

@@ -104,6 +104,32 @@ def search_all(client: httpx.Client, pattern: str, **params) -> list[dict]:
         query = {"cursor": cursor}
 
 
+def invoke_sentinels(cluster, recipient) -> None:
+    """A "nothing more arrives" check waits for this positive signal: one invoke task created through
+    each server AFTER the window, each delivered. Work due earlier (a late duplicate) goes through the
+    same background passes and delivery first, so once these arrive, a duplicate would have too."""
+    prefix = f"sentinel-{uuid.uuid4().hex[:8]}-"
+    tags = {"resonate:invoke": json.dumps(recipient.recv)}
+    for i, client in enumerate(cluster):
+        r = client.post("/promises", json={"id": f"{prefix}{i}", "timeout": FUTURE, "tags": tags})
+        assert r.status_code == 201, r.text
+    wait_for(lambda: len(recipient.invokes(prefix)) == len(cluster), 60, "the sentinel invoke messages")
+
+
+def notify_sentinels(cluster, recipient) -> None:
+    """As invoke_sentinels, for timeouts: a promise through each server that times out AFTER the window,
+    each notified; an earlier promise timed out twice would have been notified again before them."""
+    prefix = f"sentinel-{uuid.uuid4().hex[:8]}-"
+    deadline = now_ms() + 200
+    for i, client in enumerate(cluster):
+        r = client.post("/promises", json={"id": f"{prefix}{i}", "timeout": deadline})
+        assert r.status_code == 201, r.text
+        r = client.post(f"/promises/subscribe/{prefix}{i}", json={"id": "watch", "recv": recipient.recv,
+                                                                   "timeout": FUTURE})
+        assert r.status_code in (200, 201), r.text
+    wait_for(lambda: len(recipient.notifies(prefix)) == len(cluster), 60, "the sentinel notifications")
+
+
 @pytest.fixture(scope="module")
 def recipient():
     r = Recipient()
@@ -134,7 +160,7 @@ def test_schedule_fires_once_per_second_across_three_servers(cluster, recipient)
     # the three servers fire it for ten seconds, then it is deleted
     wait_for(lambda: cluster[1].get(f"/promises/{expected[-1]}").status_code == 200, 30, "the tenth scheduled promise")
     assert cluster[2].delete(f"/schedules/{schedule_id}").status_code == 204
-    time.sleep(1.2)  # a late duplicate firing would show up here
+    invoke_sentinels(cluster, recipient)  # a late duplicate firing would show up before these
 
     promises = sorted(search_all(cluster[0], f"{schedule_id}.*"), key=lambda p: int(p["id"].rsplit(".", 1)[1]))
     fired = [p["id"] for p in promises]
@@ -166,7 +192,7 @@ def test_thousand_promises_time_out_once_each(cluster, recipient):
         list(pool.map(create_and_subscribe, range(count)))
 
     wait_for(lambda: len(recipient.notifies(prefix)) == count, 90, f"{count} notifications")
-    time.sleep(1.0)  # a second notification of any promise would arrive meanwhile
+    notify_sentinels(cluster, recipient)  # a second notification of any promise would arrive before these
     notified = recipient.notifies(prefix)
     assert len(notified) == count and set(notified.values()) == {1}
     promises = search_all(cluster[2], f"{prefix}*")
@@ -187,7 +213,7 @@ def test_each_task_is_sent_once_per_counter(cluster, recipient):
     with ThreadPoolExecutor(6) as pool:
         list(pool.map(create, range(count)))
     wait_for(lambda: len({task for task, _ in recipient.invokes(prefix)}) == count, 60, f"{count} invoke messages")
-    time.sleep(1.0)  # any second delivery of the same (task, counter) would arrive meanwhile
+    invoke_sentinels(cluster, recipient)  # any second delivery of a (task, counter) would arrive before these
     deliveries = recipient.invokes(prefix)
     duplicates = {k: n for k, n in deliveries.items() if n > 1}
     assert not duplicates, f"sent more than once: {sorted(duplicates.items())[:10]}"
@@ -248,7 +274,7 @@ def test_concurrent_requests_for_one_promise_follow_the_decision_tables(cluster,
             assert r.json()["callback"] is None and r.json()["promise"]["state"] == "RESOLVED", r.text
     wait_for(lambda: {t for t, _ in recipient.tasks("resume", p)} == set(registered), 60,
              f"{len(registered)} resume messages")
-    time.sleep(1.0)
+    invoke_sentinels(cluster, recipient)  # a second resume message would arrive before these
     assert set(recipient.tasks("resume", p).values()) <= {1}
 
 

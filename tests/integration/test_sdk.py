@@ -33,13 +33,17 @@ def find_python312() -> str | None:
 @pytest.fixture(scope="module")
 def sdk_python():
     python = find_python312()
-    if python is None:
-        pytest.skip("resonate-sdk 0.6.7 needs Python >= 3.12 and none was found on PATH or under ~/.pyenv; "
+    if python is None:  # a part that cannot be provisioned fails, like every other test (never a skip)
+        pytest.fail("resonate-sdk 0.6.7 needs Python >= 3.12 and none was found on PATH or under ~/.pyenv; "
                     "install one (e.g. `pyenv install 3.12`) to run this test")
     marker = VENV / ".installed-0.6.7"
     if not marker.exists():
-        subprocess.run([python, "-m", "venv", "--clear", str(VENV)], check=True)
-        subprocess.run([str(VENV / "bin" / "pip"), "install", "--quiet", SDK], check=True)
+        for step in ([python, "-m", "venv", "--clear", str(VENV)],
+                     [str(VENV / "bin" / "pip"), "install", "--quiet", SDK]):
+            done = subprocess.run(step, capture_output=True, text=True)
+            if done.returncode != 0:
+                pytest.fail(f"could not provision {SDK} with {python}: {' '.join(step)} failed:\n"
+                            f"{done.stdout}{done.stderr}")
         marker.touch()
     return str(VENV / "bin" / "python")
 
