@@ -2,31 +2,21 @@
 from __future__ import annotations
 
 import argparse
-import re
 from dataclasses import dataclass, field
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_UNIT_MS = {"ns": 1e-6, "us": 1e-3, "µs": 1e-3, "ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
-
+from .core.cron import parse_go_duration
 
 def parse_duration_ms(text: str) -> int:
-    """Go duration syntax (`1s`, `1m30s`, `100ms`) -> milliseconds."""
+    """Go duration syntax (`1s`, `1m30s`, `100ms`) -> milliseconds, by the core's one Go duration parser."""
     text = text.strip()
-    if text in ("0", ""):
+    if text == "":
         return 0
-    pos, total = 0, 0.0
-    sign = 1
-    if text[0] in "+-":
-        sign, pos = (-1 if text[0] == "-" else 1), 1
-    if pos == len(text):
-        raise argparse.ArgumentTypeError(f"invalid duration {text!r}")
-    while pos < len(text):
-        m = _DURATION_PART.match(text, pos)
-        if not m:
-            raise argparse.ArgumentTypeError(f"invalid duration {text!r} (use Go syntax such as 1s, 500ms, 1m30s)")
-        total += float(m.group(1)) * _UNIT_MS[m.group(2)]
-        pos = m.end()
-    return sign * int(total)
+    try:
+        nanoseconds = parse_go_duration(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid duration {text!r} (use Go syntax such as 1s, 500ms, 1m30s)") from None
+    return -(-nanoseconds // 1_000_000) if nanoseconds < 0 else nanoseconds // 1_000_000  # truncated, as Go
 
 
 def parse_bool(text: str) -> bool:

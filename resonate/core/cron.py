@@ -25,6 +25,8 @@ from abc import ABC, abstractmethod
 from datetime import datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
 
+from .model import INT64_MAX
+
 __all__ = [
     "CronError",
     "Schedule",
@@ -351,7 +353,6 @@ _GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u300
 _GO_FIELDS = re.compile(f"[^{_GO_SPACE}]+")
 _GO_TRIM = re.compile(f"^[{_GO_SPACE}]+|[{_GO_SPACE}]+$")
 _GO_ATOI = re.compile(r"[+-]?[0-9]+")
-_INT64_MAX = (1 << 63) - 1
 
 _MONTH_NAMES = {name: number for number, name in enumerate(
     ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), start=1)}
@@ -363,7 +364,7 @@ def _parse_uint(text: str) -> int:
     if not _GO_ATOI.fullmatch(text):
         raise CronError(f'failed to parse int from {text}: strconv.Atoi: parsing "{text}": invalid syntax')
     number = int(text)
-    if not -_INT64_MAX - 1 <= number <= _INT64_MAX:
+    if not -INT64_MAX - 1 <= number <= INT64_MAX:
         raise CronError(f'failed to parse int from {text}: strconv.Atoi: parsing "{text}": value out of range')
     if number < 0:
         raise CronError(f"negative number ({number}) not allowed: {text}")
@@ -498,7 +499,7 @@ def parse_go_duration(text: str) -> int:
             raise invalid
     if negative:
         return -total
-    if total > _INT64_MAX:
+    if total > INT64_MAX:
         raise invalid
     return total
 

@@ -25,14 +25,13 @@ import time
 from typing import Any, Iterable
 
 from resonate.core import gojson
+from resonate.core.model import INT64_MAX, INT64_MIN
 
 __all__ = ["CursorError", "encode_promise_cursor", "encode_schedule_cursor", "decode_cursor"]
 
 _SECRET = b"resonate"
 _HEADER_SEGMENT = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"  # {"alg":"HS256","typ":"JWT"}
 _STATES = ("PENDING", "RESOLVED", "REJECTED", "REJECTED_TIMEDOUT", "REJECTED_CANCELED")
-_INT64_MIN = -(1 << 63)
-_INT64_MAX = (1 << 63) - 1
 
 _MALFORMED = "token is malformed"
 _UNVERIFIABLE = "token is unverifiable"
@@ -306,7 +305,7 @@ def _type_error(value: Any, field: str, go_type: str) -> _JsonTypeError:
 def _int64(value: Any, field: str, go_type: str) -> int:
     if isinstance(value, _IntLiteral) and len(value) <= 20:
         number = int(value)
-        if _INT64_MIN <= number <= _INT64_MAX:
+        if INT64_MIN <= number <= INT64_MAX:
             return number
     if isinstance(value, (_IntLiteral, _FloatLiteral)):
         # Go names the literal when a number does not fit an integer field.
@@ -341,7 +340,7 @@ def _numeric_date(value: Any) -> int | None:
             f'could not convert json number value to float: strconv.ParseFloat: parsing "{literal}": value out of range'
         )
     if not -9.223372036854775808e18 <= seconds < 9.223372036854775808e18:
-        return _INT64_MIN  # Go's float-to-int64 conversion overflows to the minimum on amd64
+        return INT64_MIN  # Go's float-to-int64 conversion overflows to the minimum on amd64
     return math.floor(seconds)  # NumericDate truncates to whole seconds, rounding down
 
 

@@ -24,7 +24,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.types.json import Jsonb
 
 from .. import gojson, template
-from ..model import Lock, Promise, Schedule, Task
+from ..model import Promise, Schedule, Task
 from . import tables
 from .base import Connection, RejectedValue, RetryableStoreError, StaleRead, Store, StoreError
 from .sql import PENDING, TASK_COLUMNS, TASK_INIT, TASK_SENT_OR_CLAIMED, SqlTx, task_from_row
@@ -39,17 +39,16 @@ MIGRATION_LOCK_KEY = zlib.crc32(b"resonate-migrations")
 IDLE_IN_TRANSACTION_TIMEOUT = "10s"
 
 # A btree index entry holds at most 2704 bytes: longer ids cannot be stored (SQLite has no such
-# limit). Checked before a request's first write, with room for the `__invoke:` prefix of task ids.
+# limit). The core limits every id to 1024 bytes (requests.MAX_ID_BYTES), which keeps ids and the
+# callback and task ids built from two of them in bounds; only the ids a schedule's promiseId
+# template expands to can grow past it, so that is checked when the schedule is created.
 MAX_KEY_BYTES = 2600
 NUL_MESSAGE = "text fields (ids, tags, headers, keys) must not contain the NUL character \\u0000 on PostgreSQL"
 
 
 def _check_key(field: str, value: str | None, reserve: int = 0) -> None:
     if value is not None and len(value.encode()) + reserve > MAX_KEY_BYTES:
-        limit = MAX_KEY_BYTES - reserve
-        if " and " in field:
-            raise RejectedValue(f"the fields {field} must be at most {limit} bytes long together")
-        raise RejectedValue(f"the field {field} must be at most {limit} bytes long")
+        raise RejectedValue(f"the field {field} must be at most {MAX_KEY_BYTES - reserve} bytes long")
 
 
 def _has_nul(value: Any) -> bool:
@@ -123,12 +122,7 @@ class PostgresTx(SqlTx):
     def search_schedules(self, pattern: str, *args, **kwargs) -> list[Schedule]:
         return super().search_schedules(_like_pattern(pattern), *args, **kwargs)
 
-    def insert_promise(self, p: Promise) -> bool:
-        _check_key("id", p.id, reserve=len("__invoke:"))
-        return super().insert_promise(p)
-
     def insert_schedule(self, s: Schedule) -> bool:
-        _check_key("id", s.id)
         try:  # the promises it will create must fit too, or every later firing would fail
             longest = template.expand_promise_id(s.promise_id, {"id": s.id, "timestamp": "9" * 20})
         except template.TemplateError:
@@ -136,18 +130,7 @@ class PostgresTx(SqlTx):
         _check_key("promiseId", longest, reserve=len("__invoke:"))
         return super().insert_schedule(s)
 
-    def acquire_lock(self, lock: Lock) -> bool:
-        _check_key("resourceId", lock.resource_id)
-        _check_key("resourceId and executionId", lock.resource_id + (lock.execution_id or ""))  # one index entry
-        _check_key("processId", lock.process_id)
-        return super().acquire_lock(lock)
-
-    def update_task(self, t: Task, expected_states: int, expected_counter: int) -> bool:
-        _check_key("processId", t.process_id)
-        return super().update_task(t, expected_states, expected_counter)
-
     def insert_callback(self, cb) -> bool:
-        _check_key("id and promiseId" if cb.mesg.type == "notify" else "rootPromiseId and promiseId", cb.id)
         # Lock the promise against completion first. Without it a completion committing meanwhile on
         # another connection would not see this callback, which would then never become a task.
         row = self.one("SELECT state FROM promises WHERE id = ? FOR SHARE", (cb.promise_id,))

@@ -142,14 +142,14 @@ class SqlTx:
         f" AND root_promise_id NOT IN (SELECT root_promise_id FROM tasks WHERE state IN {TASK_SENT_OR_CLAIMED})"
         " GROUP BY root_promise_id) ORDER BY root_promise_id LIMIT ?")
 
-    # -- promises
-    def read_promise(self, promise_id: str) -> Promise | None:
-        row = self.one(f"SELECT {PROMISE_COLUMNS} FROM promises WHERE id = ?", (promise_id,))
-        return promise_from_row(row) if row else None
-
-    def search_promises(self, pattern: str, state_mask: int, tags: dict[str, str], limit: int,
-                        sort_id: int | None) -> list[Promise]:
-        where, params = ["id LIKE ?", "(state & ?) != 0"], [pattern, state_mask]
+    def _search_where(self, pattern: str, tags: dict[str, str], limit: int, sort_id: int | None,
+                      extra: str | None = None, extra_params: list | None = None) -> tuple[str, list]:
+        """A search page's WHERE (id pattern, more conditions, the cursor's sort id, tags) and its
+        parameters, ending with the LIMIT's."""
+        where, params = ["id LIKE ?"], [pattern]
+        if extra:
+            where.append(extra)
+            params.extend(extra_params or [])
         if sort_id is not None:
             where.append("sort_id < ?")
             params.append(sort_id)
@@ -158,8 +158,17 @@ class SqlTx:
             where.append(clause)
             params.extend(tag_params)
         params.append(limit)
-        rows = self.all(f"SELECT {PROMISE_COLUMNS} FROM promises WHERE {' AND '.join(where)} "
-                        f"ORDER BY sort_id DESC LIMIT ?", params)
+        return " AND ".join(where), params
+
+    # -- promises
+    def read_promise(self, promise_id: str) -> Promise | None:
+        row = self.one(f"SELECT {PROMISE_COLUMNS} FROM promises WHERE id = ?", (promise_id,))
+        return promise_from_row(row) if row else None
+
+    def search_promises(self, pattern: str, state_mask: int, tags: dict[str, str], limit: int,
+                        sort_id: int | None) -> list[Promise]:
+        where, params = self._search_where(pattern, tags, limit, sort_id, "(state & ?) != 0", [state_mask])
+        rows = self.all(f"SELECT {PROMISE_COLUMNS} FROM promises WHERE {where} ORDER BY sort_id DESC LIMIT ?", params)
         return [promise_from_row(r) for r in rows]
 
     def insert_promise(self, p: Promise) -> bool:
@@ -252,18 +261,10 @@ class SqlTx:
         return schedule_from_row(row) if row else None
 
     def search_schedules(self, pattern: str, tags: dict[str, str], limit: int, sort_id: int | None) -> list[Schedule]:
-        where, params = ["id LIKE ?"], [pattern]
-        if sort_id is not None:
-            where.append("sort_id < ?")
-            params.append(sort_id)
-        if tags:
-            clause, tag_params = self.tag_filter(tags)
-            where.append(clause)
-            params.extend(tag_params)
-        params.append(limit)
+        where, params = self._search_where(pattern, tags, limit, sort_id)
         # partial records, as the reference's search returns (spec 3.7.9)
         rows = self.all("SELECT id, NULL, cron, tags, NULL, NULL, NULL, NULL, NULL, last_run_time, next_run_time,"
-                        f" idempotency_key, created_on, sort_id FROM schedules WHERE {' AND '.join(where)}"
+                        f" idempotency_key, created_on, sort_id FROM schedules WHERE {where}"
                         " ORDER BY sort_id DESC LIMIT ?", params)
         return [schedule_from_row(r) for r in rows]
 
@@ -310,11 +311,6 @@ class SqlTx:
 
     def timeout_locks(self, now: int) -> int:
         return self.execute("DELETE FROM locks WHERE expires_at <= ?", (now,))
-
-    def read_lock(self, resource_id: str) -> Lock | None:
-        row = self.one("SELECT resource_id, execution_id, process_id, ttl, expires_at FROM locks"
-                       " WHERE resource_id = ?", (resource_id,))
-        return Lock(*row) if row else None
 
     # -- stored replies of deduplicated requests
     def read_reply(self, key: str) -> bytes | None:
