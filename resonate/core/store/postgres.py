@@ -217,8 +217,8 @@ class PostgresConnection(Connection):
     def _discard(self) -> None:
         try:
             self.conn.close()
-        except Exception:
-            pass
+        except psycopg.Error as e:  # already broken: closing it is all that is left to do
+            log.debug("closing a broken PostgreSQL connection failed: %s", e)
         self.store.forget(self.conn)
 
     def close(self) -> None:
@@ -296,8 +296,8 @@ class PostgresStore(Store):
         for conn in leftovers:
             try:
                 conn.close()
-            except Exception:
-                pass
+            except psycopg.Error as e:
+                log.warning("closing a PostgreSQL connection at shutdown failed: %s", e)
         if self.reset:
             with psycopg.connect(self.conninfo, autocommit=True) as conn:
                 conn.execute(f"DROP TABLE IF EXISTS {', '.join(tables.TABLE_NAMES)}")
