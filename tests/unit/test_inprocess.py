@@ -14,6 +14,8 @@ import pytest
 from psycopg import errors as pg_errors
 
 from resonate.core.background import EnqueueTasks, SchedulePromises, TimeoutLocks, TimeoutPromises, TimeoutTasks
+from resonate.core.model import (INT64_MAX, Lock, Mesg, Promise, PromiseState, Schedule, Task, TaskState,
+                                 Value)
 from resonate.core.store.base import RejectedValue, RetryableStoreError, StoreError
 from resonate.core.store.postgres import PostgresStore, PostgresTx
 from resonate.core.store.postgres import store_error as postgres_store_error
@@ -200,3 +202,111 @@ def test_a_real_deadlock_is_classified_retryable(postgres_dsn):
     outcomes = list(results.values())
     assert len(outcomes) == 2 and "locked" in outcomes, outcomes
     assert any(isinstance(o, RetryableStoreError) for o in outcomes), outcomes
+
+
+# -- the store contract: each conditional write affects a row only when its condition holds --------------
+
+@pytest.fixture(params=STORES)
+def tx(request, tmp_path):
+    """One open transaction on a migrated store, rolled back afterwards."""
+    if request.param == "sqlite":
+        store = SqliteStore(str(tmp_path / "contract.db"))
+    else:
+        store = PostgresStore(request.getfixturevalue("postgres_dsn"))
+    store.migrate()
+    conn = store.connect()
+    conn.begin()
+    yield conn.tx
+    conn.rollback()
+    conn.close()
+    store.close()
+
+
+def _promise(pid: str, timeout: int = 10**15, tags=None) -> Promise:
+    return Promise(id=pid, state=PromiseState.PENDING, param=Value({"h": "1"}, b"data"), value=Value(),
+                   timeout=timeout, tags=tags or {}, created_on=1)
+
+
+def _task(tid: str, root: str, state=TaskState.CLAIMED, counter: int = 1) -> Task:
+    return Task(id=tid, state=state, root_promise_id=root, recv='"poll://any@w"',
+                mesg=Mesg("invoke", root, root), timeout=10**15, counter=counter, ttl=1000, expires_at=5000,
+                process_id="w")
+
+
+def test_store_promises_insert_once_and_complete_once(tx):
+    pid = f"c-{uuid.uuid4().hex[:8]}"
+    assert tx.insert_promise(_promise(pid, tags={"k": "v"}))
+    assert not tx.insert_promise(_promise(pid))  # a second insert of the id affects nothing
+    stored = tx.read_promise(pid)
+    assert (stored.param, stored.tags, stored.state) == (Value({"h": "1"}, b"data"), {"k": "v"}, PromiseState.PENDING)
+    assert tx.update_promise(pid, PromiseState.RESOLVED, Value({}, b"v"), "ik", 7)
+    assert not tx.update_promise(pid, PromiseState.REJECTED, Value(), None, 8)  # only a pending one completes
+    done = tx.read_promise(pid)
+    assert (done.state, done.value.data, done.idempotency_key_for_complete, done.completed_on) == (
+        PromiseState.RESOLVED, b"v", "ik", 7)
+
+
+def test_store_search_pages_newest_first_with_tags(tx):
+    prefix = f"s-{uuid.uuid4().hex[:8]}-"
+    for i in range(5):
+        assert tx.insert_promise(_promise(f"{prefix}{i}", tags={"even": str(i % 2 == 0)}))
+    mask = int(PromiseState.PENDING)
+    page = tx.search_promises(f"{prefix}%", mask, {}, 2, None)
+    assert [p.id for p in page] == [f"{prefix}4", f"{prefix}3"]
+    rest = tx.search_promises(f"{prefix}%", mask, {}, 10, page[-1].sort_id)
+    assert [p.id for p in rest] == [f"{prefix}2", f"{prefix}1", f"{prefix}0"]
+    even = tx.search_promises(f"{prefix}%", mask, {"even": "True"}, 10, None)
+    assert [p.id for p in even] == [f"{prefix}4", f"{prefix}2", f"{prefix}0"]
+    assert tx.search_promises(f"{prefix}%", int(PromiseState.RESOLVED), {}, 10, None) == []
+
+
+def test_store_task_updates_are_fenced_by_state_and_counter(tx):
+    root = f"t-{uuid.uuid4().hex[:8]}"
+    task = _task(f"__invoke:{root}", root)
+    assert tx.insert_task(task)
+    assert tx.valid_fence(task.id, 1) and not tx.valid_fence(task.id, 2)
+    task.state = TaskState.COMPLETED
+    assert not tx.update_task(task, TaskState.CLAIMED, 2)  # wrong counter
+    assert not tx.update_task(task, TaskState.INIT, 1)  # wrong state
+    assert tx.update_task(task, TaskState.CLAIMED, 1)
+    assert tx.read_task(task.id).state is TaskState.COMPLETED
+
+
+def test_store_heartbeat_clamps_at_int64(tx):
+    root = f"h-{uuid.uuid4().hex[:8]}"
+    task = _task(f"__invoke:{root}", root)
+    task.ttl, task.process_id = INT64_MAX, f"proc-{root}"
+    assert tx.insert_task(task)
+    assert tx.heartbeat_tasks(task.process_id, 10**15) == 1
+    assert tx.read_task(task.id).expires_at == INT64_MAX
+
+
+def test_store_schedule_advances_only_from_the_expected_next_run(tx):
+    sid = f"sch-{uuid.uuid4().hex[:8]}"
+    schedule = Schedule(id=sid, description="", cron="* * * * *", tags={}, promise_id="p", promise_timeout=1,
+                        promise_param=Value(), promise_tags={}, last_run_time=None, next_run_time=60_000,
+                        idempotency_key=None, created_on=1)
+    assert tx.insert_schedule(schedule)
+    assert not tx.insert_schedule(schedule)
+    assert not tx.update_schedule(sid, 0, 120_000)  # someone else advanced it: nothing happens
+    assert tx.update_schedule(sid, 60_000, 120_000)
+    stored = tx.read_schedule(sid)
+    assert (stored.last_run_time, stored.next_run_time) == (60_000, 120_000)
+    assert tx.delete_schedule(sid) and not tx.delete_schedule(sid)
+
+
+def test_store_locks_belong_to_their_execution(tx):
+    rid = f"l-{uuid.uuid4().hex[:8]}"
+    assert tx.acquire_lock(Lock(rid, "e1", "p1", 100, 1100))
+    assert tx.acquire_lock(Lock(rid, "e1", "p2", 100, 1200))  # the same execution re-acquires
+    assert not tx.acquire_lock(Lock(rid, "e2", "p3", 100, 1300))
+    assert not tx.release_lock(rid, "e2")
+    assert tx.release_lock(rid, "e1")
+
+
+def test_store_replies_are_kept_once(tx):
+    key = f"r-{uuid.uuid4().hex[:8]}"
+    assert tx.read_reply(key) is None
+    tx.insert_reply(key, b"first", 1)
+    tx.insert_reply(key, b"second", 2)
+    assert tx.read_reply(key) == b"first"
