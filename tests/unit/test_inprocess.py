@@ -38,8 +38,8 @@ def postgres_dsn(postgres_server):  # noqa: F811
 
 
 def make_store(kind: str, request, tmp_path_factory):
-    if kind == "sqlite":
-        return SqliteStore(str(tmp_path_factory.mktemp("inprocess") / "resonate.db"))
+    if kind == "sqlite":  # a real file; no fsync per commit: durability is the crash tests' subject
+        return SqliteStore(str(tmp_path_factory.mktemp("inprocess") / "resonate.db"), synchronous="OFF")
     return PostgresStore(request.getfixturevalue("postgres_dsn"))
 
 
@@ -210,7 +210,7 @@ def test_a_real_deadlock_is_classified_retryable(postgres_dsn):
 def tx(request, tmp_path):
     """One open transaction on a migrated store, rolled back afterwards."""
     if request.param == "sqlite":
-        store = SqliteStore(str(tmp_path / "contract.db"))
+        store = SqliteStore(str(tmp_path / "contract.db"), synchronous="OFF")
     else:
         store = PostgresStore(request.getfixturevalue("postgres_dsn"))
     store.migrate()
