@@ -15,7 +15,8 @@ import time
 import grpc
 from google.protobuf.message import DecodeError
 
-from ...core.codes import STATUS_TEXT, ApiError, invalid, server_error
+from ...core.codes import (INTERNAL_ERROR, INVALID, SHUTTING_DOWN, STATUS_TEXT, TASK_PRECONDITION_FAILED, UNAUTHORIZED,
+                           ApiError, invalid, server_error)
 from ...core.operations import decode
 from .mapping import RPCS, Rpc
 
@@ -25,8 +26,8 @@ CODE_TRAILER = "resonate-code"
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # grpc-go's default receive limit, which the reference runs with
 
 # 5-digit code -> gRPC status: exact codes first, then by the first three digits
-_STATUS_BY_CODE = {40000: grpc.StatusCode.INVALID_ARGUMENT, 40100: grpc.StatusCode.UNAUTHENTICATED,
-                   41200: grpc.StatusCode.FAILED_PRECONDITION}
+_STATUS_BY_CODE = {INVALID: grpc.StatusCode.INVALID_ARGUMENT, UNAUTHORIZED: grpc.StatusCode.UNAUTHENTICATED,
+                   TASK_PRECONDITION_FAILED: grpc.StatusCode.FAILED_PRECONDITION}
 _STATUS_BY_HUNDRED = {403: grpc.StatusCode.PERMISSION_DENIED, 404: grpc.StatusCode.NOT_FOUND,
                       409: grpc.StatusCode.ALREADY_EXISTS, 500: grpc.StatusCode.INTERNAL,
                       503: grpc.StatusCode.UNAVAILABLE}
@@ -36,13 +37,13 @@ def grpc_status(code: int) -> grpc.StatusCode:
     status = _STATUS_BY_CODE.get(code) or _STATUS_BY_HUNDRED.get(code // 100)
     if status is not None:
         return status
-    return grpc.StatusCode.INVALID_ARGUMENT if 40000 <= code < 50000 else grpc.StatusCode.INTERNAL
+    return grpc.StatusCode.INVALID_ARGUMENT if INVALID <= code < INTERNAL_ERROR else grpc.StatusCode.INTERNAL
 
 
 def error_message(error: ApiError) -> str:
     """The cause: the detail texts when there are any, else the code's fixed text."""
     details = [d for d in error.details if d]
-    return "; ".join(details) if details else STATUS_TEXT.get(error.code, STATUS_TEXT[50000])
+    return "; ".join(details) if details else STATUS_TEXT.get(error.code, STATUS_TEXT[INTERNAL_ERROR])
 
 
 def _give_up_if_caller_left(context: grpc.aio.ServicerContext) -> None:
@@ -67,7 +68,7 @@ class _Drain:
     def enter(self) -> None:
         self.last_arrival = time.monotonic()
         if self.draining:
-            raise server_error(50300)
+            raise server_error(SHUTTING_DOWN)
         self.inflight += 1
 
     def leave(self) -> None:
@@ -109,7 +110,7 @@ def _handler(rpc: Rpc, kernel, drain: _Drain):
             error = e
         except Exception as e:  # a bug, not an input: answer cleanly and keep serving
             log.exception("%s failed", rpc.path)
-            error = server_error(50000, f"{type(e).__name__}: {e}")
+            error = server_error(INTERNAL_ERROR, f"{type(e).__name__}: {e}")
         else:
             _give_up_if_caller_left(context)
             context.set_trailing_metadata(((CODE_TRAILER, str(result.code)),))
