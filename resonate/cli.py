@@ -17,11 +17,15 @@ def build_parser() -> argparse.ArgumentParser:
     dev = commands.add_parser("dev", help="run the server for development (in-memory database)",
                               allow_abbrev=False)
     add_flags(dev)
+    from .client import add_client_commands
+    add_client_commands(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     ns = build_parser().parse_args(argv)
+    if getattr(ns, "client_run", None):
+        sys.exit(ns.client_run(ns))
     base = Config()
     if ns.command == "dev":
         base.sqlite_path = ":memory:"
