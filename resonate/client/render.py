@@ -105,11 +105,16 @@ def go_promise(p: dict) -> dict:
     return out
 
 
+def description(s: dict) -> str:
+    """v0.8.2's HTTP API answers with the key `desc` (its openapi says `description`); show either."""
+    return s.get("description") or s.get("desc") or ""
+
+
 def go_schedule(s: dict) -> dict:
     out: dict = {}
     _put_optional(out, s, "createdOn")
     out["cron"] = s.get("cron", "")
-    out["description"] = s.get("description") or ""
+    out["description"] = description(s)
     out["id"] = s.get("id", "")
     _put_optional(out, s, "idempotencyKey")
     _put_optional(out, s, "lastRunTime")
@@ -166,7 +171,7 @@ def promises_table(promises: list[dict]) -> str:
 
 
 def schedule_view(s: dict) -> str:
-    lines = [f"Id:\t{s.get('id', '')}", f"Description:\t{s.get('description') or ''}", "",
+    lines = [f"Id:\t{s.get('id', '')}", f"Description:\t{description(s)}", "",
              f"Cron:\t{s.get('cron', '')}", f"Last run time:\t{s.get('lastRunTime') or 0}",
              f"Next run time:\t{s.get('nextRunTime') or 0}", "",
              "Tags:", *[f"\t{t}" for t in pretty_headers(s.get("tags"), ":\t")], "",

@@ -46,7 +46,9 @@ def create(ns) -> int:
         body: dict = {"id": ns.id, "cron": ns.cron, "promiseId": ns.promise_id, "promiseParam": param,
                       "promiseTimeout": ns.promise_timeout}
         if ns.description is not None:
-            body["description"] = ns.description
+            # The reference client sends `description`, which v0.8.2's HTTP API ignores: it reads `desc`.
+            # Sending both stores the description on either server.
+            body["description"] = body["desc"] = ns.description
         if ns.tags is not None:
             body["tags"] = ns.tags
         if ns.promise_tags is not None:
