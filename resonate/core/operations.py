@@ -20,6 +20,7 @@ from .requests import (AcquireLock, ClaimTask, CompletePromise, CompleteTask, Cr
                        HeartbeatLocks, HeartbeatTasks, ReadPromise, ReadSchedule, ReleaseLock, SearchPromises,
                        SearchSchedules, Text, boolean, fence, int64, optional_string, raw_json, string,
                        string_map, trace_head, value_field)
+from .requests import ReadTask
 from .router import Router
 
 
@@ -342,6 +343,14 @@ def op_complete_task(ctx: Context, req: CompleteTask) -> Result:
     return Result(CREATED, t)
 
 
+def op_read_task(ctx: Context, req: ReadTask) -> Result:
+    """Read-only extension (v0.8.2 has no task read): the task as tasks.complete answers it, plus its state."""
+    t = ctx.tx.read_task(req.id)
+    if t is None:
+        raise request_error(40403)
+    return Result(OK, {**t.to_json(), "state": t.state.name})
+
+
 def op_drop_task(ctx: Context, req: DropTask) -> Result:
     t = ctx.tx.read_task(req.id)
     if t is None:
@@ -565,6 +574,7 @@ OPERATIONS: dict[str, Operation] = {op.name: op for op in [
         id=string(f, "id", required=True), counter=int64(f, "counter", required=True)), op_drop_task),
     Operation("tasks.heartbeat", HeartbeatTasks, lambda f: HeartbeatTasks(string(f, "processId", required=True)),
               op_heartbeat_tasks),
+    Operation("tasks.read", ReadTask, lambda f: ReadTask(string(f, "id", required=True)), op_read_task),
 ]}
 
 EXECUTORS: dict[type, Callable[[Context, Any], Result]] = {op.request: op.execute for op in OPERATIONS.values()}

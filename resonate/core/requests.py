@@ -158,6 +158,11 @@ class CompleteTask:
 
 
 @dataclass(slots=True)
+class ReadTask:  # not in v0.8.2: a read-only extension, so `resonate tree` can show a node's task
+    id: str
+
+
+@dataclass(slots=True)
 class DropTask:
     id: str
     counter: int

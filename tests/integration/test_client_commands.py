@@ -301,9 +301,10 @@ def test_tree_draws_the_call_graph_with_states(server, http):
                                  "tags": {"resonate:root": f"{root}.2", "resonate:parent": f"{root}.2"}})
     http.patch(f"/promises/{root}.1", json={"state": "RESOLVED"}).raise_for_status()
     http.patch(f"/promises/{root}.3", json={"state": "REJECTED"}).raise_for_status()
+    ok(resonate("tasks", "claim", f"__invoke:{root}", "--counter", "1", "--pid", "w", server=server))
 
     assert ok(resonate("tree", root, server=server)).splitlines() == [
-        f"{root} 🟡 PENDING",
+        f"{root} 🟡 PENDING [task CLAIMED, counter 1]",
         f"├── {root}.1 🟢 (run step) RESOLVED",
         f"├── {root}.2 🟡 (rpc remote) PENDING",
         f"│   └── {root}.2.1 🟡 PENDING",
@@ -361,11 +362,18 @@ def test_basic_auth_from_flags_or_environment():
 
 
 class _RecordingHandler(BaseHTTPRequestHandler):
+    """Answers every promise read with one invoked promise and, as the reference, has no task read."""
     seen: list[dict] = []
 
     def do_GET(self):
         type(self).seen.append(dict(self.headers))
-        body = json.dumps({"id": "t", "state": "PENDING", "timeout": 1, "param": {}, "value": {}}).encode()
+        if self.path.startswith("/tasks/"):
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        body = json.dumps({"id": "t", "state": "PENDING", "timeout": 1, "param": {}, "value": {},
+                           "tags": {"resonate:invoke": "poll://any@default"}}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -383,7 +391,9 @@ def test_token_is_sent_as_bearer():
     url = f"http://127.0.0.1:{recorder.server_address[1]}"
     try:
         ok(resonate("promises", "get", "t", "-S", url, "-T", "tok.en.jwt"))
-        ok(resonate("tree", "t", "-S", url, env={"RESONATE_TOKEN": "from-env", "RESONATE_USERNAME": "u"}))
+        without_tasks = resonate("tree", "t", "-S", url, env={"RESONATE_TOKEN": "from-env", "RESONATE_USERNAME": "u"})
+        assert ok(without_tasks) == "t 🟡 PENDING\n"
+        assert "offers no task read" in without_tasks.stderr
         ok(resonate("promises", "get", "t", "-S", url, "-U", "u", "-P", "p"))
     finally:
         recorder.shutdown()
@@ -437,3 +447,15 @@ def test_aliases_and_missing_flags():
     assert out.returncode == 2 and "invalid duration" in out.stderr
     out = resonate("promises", "search")
     assert out.returncode == 2 and "q" in out.stderr
+
+
+def test_task_read_extension(server, http):
+    """`GET /tasks/{id}` (not in v0.8.2) reads a task without changing it; `resonate tree` relies on it."""
+    pid = uid("read")
+    ok(resonate("invoke", pid, "--func", "f", server=server))
+    task = http.get(f"/tasks/__invoke:{pid}").json()
+    assert (task["id"], task["counter"], task["rootPromiseId"]) == (f"__invoke:{pid}", 1, pid)
+    assert task["state"] in ("INIT", "ENQUEUED")
+    assert http.get(f"/tasks/__invoke:{pid}").json() == task  # reading twice changes nothing
+    missing = http.get(f"/tasks/__invoke:{uid('none')}")
+    assert (missing.status_code, missing.json()["error"]["code"]) == (404, 40403)
