@@ -115,7 +115,8 @@ def _add_promises(subparsers) -> None:
 
     for verb, title in (("resolve", "Resolve"), ("reject", "Reject"), ("cancel", "Cancel")):
         example = (f"\n# {title} a promise\nresonate promises {verb} foo\n\n"
-                   f"# {title} a promise with data and headers\nresonate promises {verb} foo --data foo --header bar=bar")
+                   f"# {title} a promise with data and headers\n"
+                   f"resonate promises {verb} foo --data foo --header bar=bar")
         p = _leaf(group, verb, f"{title} promise", example, "promises", verb)
         p.add_argument("--data", default=None, help="promise value data")
         _add_map(p, "--header", "headers", "promise value header")
@@ -159,8 +160,8 @@ def _add_schedules(subparsers) -> None:
 def _add_tasks(subparsers) -> None:
     group = _group(subparsers, "tasks", "task", "Resonate tasks")
 
-    p = _leaf(group, "claim", "Claim a task", "\n# Claim a task\nresonate tasks claim foo --counter 1 --pid bar --ttl 1m",
-              "tasks", "claim")
+    p = _leaf(group, "claim", "Claim a task",
+              "\n# Claim a task\nresonate tasks claim foo --counter 1 --pid bar --ttl 1m", "tasks", "claim")
     p.add_argument("-c", "--counter", type=int, required=True, help="task counter")
     p.add_argument("--pid", default="default", help='claimant pid (default "default")')
     p.add_argument("--ttl", type=_duration, default=60_000,
@@ -245,7 +246,8 @@ resonate promises callback foo --root-promise-id bar --timeout 1h --recv default
 resonate promises callback foo --root-promise-id bar --timeout 1h --recv poll://default/1
 
 # Create a callback with object
-resonate promises callback foo --root-promise-id bar --timeout 1h --recv '{"type": "poll", "data": {"group": "default", "id": "2"}}'"""
+resonate promises callback foo --root-promise-id bar --timeout 1h \
+--recv '{"type": "poll", "data": {"group": "default", "id": "2"}}'"""
 
 _SUBSCRIBE_EXAMPLE = """
 # Create a subscription
@@ -255,7 +257,8 @@ resonate promises subscribe foo --id bar --timeout 1h --recv default
 resonate promises subscribe foo --id bar --timeout 1h --recv poll://default/1
 
 # Create a subscription with object
-resonate promises subscribe foo --id bar --timeout 1h --recv '{"type": "poll", "data": {"group": "default", "id": "2"}}'"""
+resonate promises subscribe foo --id bar --timeout 1h \
+--recv '{"type": "poll", "data": {"group": "default", "id": "2"}}'"""
 
 _SEARCH_SCHEDULES_EXAMPLE = """
 # Search for all schedules

@@ -19,6 +19,7 @@ EXIT_OK = 0
 EXIT_ERROR_ANSWER = 1  # the server answered with an error (4xx/5xx)
 EXIT_USAGE = 2  # bad flags or arguments (argparse's own code)
 EXIT_UNREACHABLE = 3  # no answer: the server could not be reached, or the answer was lost
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
 
 CONNECT_TIMEOUT_S = 5.0
 REQUEST_TIMEOUT_S = 30.0
@@ -135,8 +136,10 @@ def run(command) -> int:
         command()
     except ClientFailure as failure:
         return fail(failure)
-    except BrokenPipeError:  # `resonate promises search "*" | head`
-        sys.stderr.close()
+    except BrokenPipeError:  # `resonate promises search "*" | head`: quiet, as Python's docs advise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
     return EXIT_OK
 
 

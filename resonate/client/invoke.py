@@ -7,7 +7,7 @@ import time
 from decimal import Decimal
 
 from .http import Api, ClientFailure, EXIT_USAGE, encode_data, run
-from .promises import CREATED, DEDUPLICATED
+from .common import CREATED, DEDUPLICATED, report
 from .render import go_json
 
 INVOKE_TAG = "resonate:invoke"
@@ -63,6 +63,5 @@ def invoke(ns) -> int:
         with Api(ns) as api:
             response = api.call("POST", "/promises", ok=(CREATED, DEDUPLICATED), json_body=body,
                                 headers={"strict": "true"})
-        suffix = " (deduplicated)" if response.status_code == DEDUPLICATED else ""
-        print(f"Created promise: {ns.id}{suffix}")
+        report(response, f"Created promise: {ns.id}")
     return run(command)

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
-from typing import Iterator
 
-from .http import Api, ClientFailure, EXIT_USAGE, decode_json, encode_data, path_segment, run
-from .render import go_json, go_promise, promise_view, promises_table
+from .common import CREATED, DEDUPLICATED, report, show, value_of
+from .common import search as common_search
+from .http import Api, ClientFailure, EXIT_USAGE, decode_json, path_segment, run
+from .render import go_promise, promise_view, promises_table
 
-CREATED, DEDUPLICATED = 201, 200
 # state sent for each completing verb, and the word printed after it
 _COMPLETIONS = {"resolve": ("RESOLVED", "Resolved"), "reject": ("REJECTED", "Rejected"),
                 "cancel": ("REJECTED_CANCELED", "Canceled")}
@@ -19,15 +18,6 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _value(ns, data_attr: str = "data", headers_attr: str = "headers") -> dict:
-    value: dict = {}
-    if getattr(ns, headers_attr) is not None:
-        value["headers"] = getattr(ns, headers_attr)
-    if getattr(ns, data_attr) is not None:
-        value["data"] = encode_data(getattr(ns, data_attr))
-    return value
-
-
 def _write_headers(ns) -> dict:
     headers = {"strict": "true" if ns.strict else "false"}
     if ns.idempotency_key is not None:
@@ -35,69 +25,23 @@ def _write_headers(ns) -> dict:
     return headers
 
 
-def _created(response, noun: str, name: str) -> None:
-    suffix = " (deduplicated)" if response.status_code == DEDUPLICATED else ""
-    print(f"{noun}: {name}{suffix}")
-
-
 def get(ns) -> int:
-    def command():
-        with Api(ns) as api:
-            promise = decode_json(api.call("GET", f"/promises/{path_segment(ns.id)}", ok=(200,)))
-        if ns.output == "json":
-            print(go_json(go_promise(promise), indent=True))
-        else:
-            sys.stdout.write(promise_view(promise))
-    return run(command)
-
-
-def search_query(ns) -> dict:
-    params = {"id": ns.id, "limit": ns.limit}
-    if getattr(ns, "state", None) is not None:
-        params["state"] = ns.state
-    for key, value in (ns.tags or {}).items():
-        params[f"tags[{key}]"] = value
-    if ns.cursor is not None:
-        params["cursor"] = ns.cursor
-    return params
-
-
-def pages(api: Api, path: str, params: dict, key: str, follow: bool) -> Iterator[list[dict]]:
-    """Each page of a search; with `follow`, the next pages too, through the cursors."""
-    query = params
-    while True:
-        answer = decode_json(api.call("GET", path, ok=(200,), params=params))
-        yield answer.get(key) or []
-        cursor = answer.get("cursor")
-        if not follow or not cursor:
-            return
-        params = {**query, "cursor": cursor}
+    return show(ns, "promises", go_promise, promise_view)
 
 
 def search(ns) -> int:
-    def command():
-        with Api(ns) as api:
-            found = []
-            for page in pages(api, "/promises", search_query(ns), "promises", ns.all):
-                if ns.output == "json":  # one line per promise, printed as each page arrives
-                    for promise in page:
-                        print(go_json(go_promise(promise), indent=False))
-                else:
-                    found += page
-        if ns.output != "json":
-            sys.stdout.write(promises_table(found))
-    return run(command)
+    return common_search(ns, "promises", go_promise, promises_table)
 
 
 def create(ns) -> int:
     def command():
-        body: dict = {"id": ns.id, "timeout": _now_ms() + ns.timeout, "param": _value(ns)}
+        body: dict = {"id": ns.id, "timeout": _now_ms() + ns.timeout, "param": value_of(ns)}
         if ns.tags is not None:
             body["tags"] = ns.tags
         with Api(ns) as api:
             response = api.call("POST", "/promises", ok=(CREATED, DEDUPLICATED), json_body=body,
                                 headers=_write_headers(ns))
-        _created(response, "Created promise", ns.id)
+        report(response, f"Created promise: {ns.id}")
     return run(command)
 
 
@@ -105,11 +49,11 @@ def _complete(ns, verb: str) -> int:
     state, past = _COMPLETIONS[verb]
 
     def command():
-        body = {"state": state, "value": _value(ns)}
+        body = {"state": state, "value": value_of(ns)}
         with Api(ns) as api:
             response = api.call("PATCH", f"/promises/{path_segment(ns.id)}", ok=(CREATED, DEDUPLICATED),
                                 json_body=body, headers=_write_headers(ns))
-        _created(response, f"{past} promise", ns.id)
+        report(response, f"{past} promise: {ns.id}")
     return run(command)
 
 
@@ -137,31 +81,26 @@ def parse_recv(text: str):
     return {"data": value.get("data"), "type": value.get("type", "")}
 
 
-def _registered(response, noun: str, promise_id: str, name: str) -> None:
-    """A callback or subscription: 200 means deduplicated, or that the promise is already complete."""
-    if response.status_code == DEDUPLICATED:
-        promise = (decode_json(response) or {}).get("promise") or {}
-        if promise.get("state") not in (None, "PENDING"):
-            print(f"Promise {promise_id} already {promise['state'].lower()}")
-            return
-    _created(response, f"Created {noun}", name)
+def _register(ns, kind: str, body: dict, noun: str, name: str) -> int:
+    """A callback or subscription on promise `ns.id`; a 200 is a replay, or the promise is already complete."""
+    def command():
+        with Api(ns) as api:
+            response = api.call("POST", f"/promises/{kind}/{path_segment(ns.id)}", ok=(CREATED, DEDUPLICATED),
+                                json_body={**body, "recv": parse_recv(ns.recv), "timeout": _now_ms() + ns.timeout})
+        if response.status_code == DEDUPLICATED:
+            promise = (decode_json(response) or {}).get("promise") or {}
+            if promise.get("state") not in (None, "PENDING"):
+                print(f"Promise {ns.id} already {promise['state'].lower()}")
+                return
+        report(response, f"Created {noun}: {name}")
+    return run(command)
 
 
 def callback(ns) -> int:
-    def command():
-        body = {"rootPromiseId": ns.root_promise_id, "recv": parse_recv(ns.recv), "timeout": _now_ms() + ns.timeout}
-        with Api(ns) as api:
-            response = api.call("POST", f"/promises/callback/{path_segment(ns.id)}", ok=(CREATED, DEDUPLICATED),
-                                json_body=body)
-        _registered(response, "callback", ns.id, f"__resume:{ns.root_promise_id}:{ns.id}")
-    return run(command)
+    return _register(ns, "callback", {"rootPromiseId": ns.root_promise_id}, "callback",
+                     f"__resume:{ns.root_promise_id}:{ns.id}")
 
 
 def subscribe(ns) -> int:
-    def command():
-        body = {"id": ns.subscription_id, "recv": parse_recv(ns.recv), "timeout": _now_ms() + ns.timeout}
-        with Api(ns) as api:
-            response = api.call("POST", f"/promises/subscribe/{path_segment(ns.id)}", ok=(CREATED, DEDUPLICATED),
-                                json_body=body)
-        _registered(response, "subscription", ns.id, f"__notify:{ns.id}:{ns.subscription_id}")
-    return run(command)
+    return _register(ns, "subscribe", {"id": ns.subscription_id}, "subscription",
+                     f"__notify:{ns.id}:{ns.subscription_id}")

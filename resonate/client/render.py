@@ -163,11 +163,15 @@ def promise_view(p: dict) -> str:
     return tabwrite("\n".join(lines) + "\n")
 
 
+def table(header: list[str], rows: list[list]) -> str:
+    """An aligned table; the last column (the tags) is never padded, as the reference's."""
+    return tabwrite("".join("\t".join(str(cell) for cell in row) + "\n" for row in [header, *rows]))
+
+
 def promises_table(promises: list[dict]) -> str:
-    rows = ["ID\tSTATE\tTIMEOUT\tTAGS"]
-    rows += [f"{p.get('id', '')}\t{p.get('state', '')}\t{p.get('timeout', 0)}\t"
-             + " ".join(pretty_headers(p.get("tags"), ":")) for p in promises]
-    return tabwrite("\n".join(rows) + "\n")
+    return table(["ID", "STATE", "TIMEOUT", "TAGS"],
+                 [[p.get("id", ""), p.get("state", ""), p.get("timeout", 0),
+                   " ".join(pretty_headers(p.get("tags"), ":"))] for p in promises])
 
 
 def schedule_view(s: dict) -> str:
@@ -182,7 +186,6 @@ def schedule_view(s: dict) -> str:
 
 
 def schedules_table(schedules: list[dict]) -> str:
-    rows = ["ID\tCRON\tLAST RUN TIME\tNEXT RUN TIME\tTAGS"]
-    rows += [f"{s.get('id', '')}\t{s.get('cron', '')}\t{s.get('lastRunTime') or 0}\t{s.get('nextRunTime') or 0}\t"
-             + " ".join(pretty_headers(s.get("tags"), ":")) for s in schedules]
-    return tabwrite("\n".join(rows) + "\n")
+    return table(["ID", "CRON", "LAST RUN TIME", "NEXT RUN TIME", "TAGS"],
+                 [[s.get("id", ""), s.get("cron", ""), s.get("lastRunTime") or 0, s.get("nextRunTime") or 0,
+                   " ".join(pretty_headers(s.get("tags"), ":"))] for s in schedules])

@@ -1,48 +1,25 @@
 """`resonate schedules get|search|create|delete`."""
 from __future__ import annotations
 
-import sys
-
-from .http import Api, decode_json, encode_data, path_segment, run
-from .promises import CREATED, DEDUPLICATED, pages, search_query
-from .render import go_json, go_schedule, schedule_view, schedules_table
+from .common import CREATED, DEDUPLICATED, report, show, value_of
+from .common import search as common_search
+from .http import Api, path_segment, run
+from .render import go_schedule, schedule_view, schedules_table
 
 DELETED = 204
 
 
 def get(ns) -> int:
-    def command():
-        with Api(ns) as api:
-            schedule = decode_json(api.call("GET", f"/schedules/{path_segment(ns.id)}", ok=(200,)))
-        if ns.output == "json":
-            print(go_json(go_schedule(schedule), indent=True))
-        else:
-            sys.stdout.write(schedule_view(schedule))
-    return run(command)
+    return show(ns, "schedules", go_schedule, schedule_view)
 
 
 def search(ns) -> int:
-    def command():
-        with Api(ns) as api:
-            found = []
-            for page in pages(api, "/schedules", search_query(ns), "schedules", ns.all):
-                if ns.output == "json":
-                    for schedule in page:
-                        print(go_json(go_schedule(schedule), indent=False))
-                else:
-                    found += page
-        if ns.output != "json":
-            sys.stdout.write(schedules_table(found))
-    return run(command)
+    return common_search(ns, "schedules", go_schedule, schedules_table)
 
 
 def create(ns) -> int:
     def command():
-        param: dict = {}
-        if ns.promise_headers is not None:
-            param["headers"] = ns.promise_headers
-        if ns.promise_data is not None:
-            param["data"] = encode_data(ns.promise_data)
+        param = value_of(ns, "promise_data", "promise_headers")
         body: dict = {"id": ns.id, "cron": ns.cron, "promiseId": ns.promise_id, "promiseParam": param,
                       "promiseTimeout": ns.promise_timeout}
         if ns.description is not None:
@@ -55,8 +32,7 @@ def create(ns) -> int:
             body["promiseTags"] = ns.promise_tags
         with Api(ns) as api:
             response = api.call("POST", "/schedules", ok=(CREATED, DEDUPLICATED), json_body=body)
-        suffix = " (deduplicated)" if response.status_code == DEDUPLICATED else ""
-        print(f"Created schedule: {ns.id}{suffix}")
+        report(response, f"Created schedule: {ns.id}")
     return run(command)
 
 

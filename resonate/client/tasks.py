@@ -1,6 +1,7 @@
 """`resonate tasks claim|complete|heartbeat`."""
 from __future__ import annotations
 
+from .common import report
 from .http import Api, ClientFailure, EXIT_USAGE, decode_json, run
 
 CLAIMED = COMPLETED = 201
@@ -31,8 +32,7 @@ def complete(ns) -> int:
             response = api.call("POST", "/tasks/complete", ok=(COMPLETED, ALREADY_COMPLETED),
                                 json_body={"id": ns.id, "counter": ns.counter})
         # the reference prints a 200 (completed before) as an error, exiting 0; it is a deduplicated success
-        suffix = " (deduplicated)" if response.status_code == ALREADY_COMPLETED else ""
-        print(f"Task completed: {ns.id}{suffix}")
+        report(response, f"Task completed: {ns.id}")
     return run(command)
 
 

@@ -16,7 +16,7 @@ import sys
 from collections import deque
 
 from .http import Api, decode_json, path_segment, run
-from .promises import pages
+from .common import pages
 
 ROOT_TAG, PARENT_TAG, SCOPE_TAG, TIMEOUT_TAG = "resonate:root", "resonate:parent", "resonate:scope", "resonate:timeout"
 INVOKE_TAG = "resonate:invoke"
@@ -57,7 +57,7 @@ def collect(api: Api, root_id: str) -> tuple[dict | None, dict[str, list[dict]]]
     while roots:
         graph_root = roots.popleft()
         query = {"id": "*", "limit": PAGE_SIZE, f"tags[{ROOT_TAG}]": graph_root}
-        for page in pages(api, "/promises", query, "promises", follow=True):
+        for page in pages(api, "promises", query, follow=True):
             for promise in page:
                 pid, tags = promise.get("id"), promise.get("tags") or {}
                 if pid == root_id:

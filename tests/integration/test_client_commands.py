@@ -276,7 +276,8 @@ def test_tasks_claim_heartbeat_complete(server, http):
     assert ok(resonate("tasks", "complete", task, "-c", "1", server=server)) == f"Task completed: {task}\n"
     # the server no longer holds a claim for the process
     assert http.post("/tasks/heartbeat", json={"processId": pid_name}).json()["tasksAffected"] == 0
-    assert ok(resonate("tasks", "complete", task, "-c", "1", server=server)) == f"Task completed: {task} (deduplicated)\n"
+    replay = ok(resonate("tasks", "complete", task, "-c", "1", server=server))
+    assert replay == f"Task completed: {task} (deduplicated)\n"
     refused(resonate("tasks", "claim", task, "--counter", "1", server=server), 1, "403")
     refused(resonate("tasks", "claim", task, "--counter", "0", server=server), 2, "counter is required")
 
@@ -459,3 +460,13 @@ def test_task_read_extension(server, http):
     assert http.get(f"/tasks/__invoke:{pid}").json() == task  # reading twice changes nothing
     missing = http.get(f"/tasks/__invoke:{uid('none')}")
     assert (missing.status_code, missing.json()["error"]["code"]) == (404, 40403)
+
+
+def test_serve_does_not_load_the_client():
+    """The client commands are declared with argparse only; httpx and the handlers load when one runs."""
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "resonate.cli", "serve", "--help"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    loaded = {line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines() if "|" in line}
+    assert "resonate.client" in loaded
+    assert not {m for m in loaded if m.startswith(("httpx", "resonate.client."))}, loaded
