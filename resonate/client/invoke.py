@@ -23,15 +23,19 @@ def _go_number(text: str):
     return number
 
 
+def _not_json(constant: str):
+    raise ValueError(f"{constant} is not JSON")  # Python would accept NaN and Infinity; Go does not
+
+
 def _parse(text: str):
-    return json.loads(text, parse_int=_go_number, parse_float=_go_number)
+    return json.loads(text, parse_int=_go_number, parse_float=_go_number, parse_constant=_not_json)
 
 
 def _arguments(ns) -> list:
     if ns.json_args:
         try:
             args = _parse(ns.json_args)
-        except json.JSONDecodeError as e:
+        except ValueError as e:
             raise ClientFailure(f"Error: failed to parse --json-args: {e}", EXIT_USAGE) from None
         if args is not None and not isinstance(args, list):
             raise ClientFailure("Error: --json-args must be a JSON array", EXIT_USAGE)
@@ -40,7 +44,7 @@ def _arguments(ns) -> list:
     for arg in ns.args:  # each --arg is JSON when it parses as JSON, else a string
         try:
             parsed.append(_parse(arg))
-        except json.JSONDecodeError:
+        except ValueError:
             parsed.append(arg)
     return parsed
 

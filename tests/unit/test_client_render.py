@@ -141,6 +141,7 @@ def test_go_json_escapes_html_as_go():
     (["1", "2", "a string", '{"k": "v"}', "true", "1e3"], "",
      '{"func":"f","args":[1,2,"a string",{"k":"v"},true,1000],"version":1}'),
     ([], "", '{"func":"f","args":[],"version":1}'),
+    (["NaN", "-Infinity", "<b>"], "", '{"func":"f","args":["NaN","-Infinity","\\u003cb\\u003e"],"version":1}'),
     ([], '[{"key": "value"}, {"num": 42}, 12345678901234567890]',
      '{"func":"f","args":[{"key":"value"},{"num":42},12345678901234567000],"version":1}'),
 ])
