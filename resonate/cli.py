@@ -18,7 +18,9 @@ def build_parser() -> argparse.ArgumentParser:
     dev = commands.add_parser("dev", help="run the server for development (in-memory database)",
                               allow_abbrev=False)
     add_flags(dev)
-    add_migrate_command(commands)  # store: `resonate migrate up|status|dry-run`
+    add_migrate_command(commands)  # `resonate migrate up|status|dry-run`
+    from .client import add_client_commands
+    add_client_commands(commands)  # promises, schedules, tasks, invoke, tree
     return parser
 
 
@@ -26,6 +28,8 @@ def main(argv: list[str] | None = None) -> None:
     ns = build_parser().parse_args(argv)
     if ns.command == "migrate":
         sys.exit(run_migrate(ns))
+    if getattr(ns, "client_run", None):
+        sys.exit(ns.client_run(ns))
     base = Config()
     if ns.command == "dev":
         base.sqlite_path = ":memory:"

@@ -21,7 +21,7 @@ from .model import (Callback, Lock, Mesg, Promise, PromiseState, Schedule, Task,
 from .requests import (AcquireLock, ClaimTask, CompletePromise, CompleteTask, CreateCallback, CreatePromise,
                        CreatePromiseAndTask, CreateSchedule, CreateSubscription, DeleteSchedule, DropTask,
                        HeartbeatLocks, HeartbeatTasks, ReadPromise, ReadSchedule, ReleaseLock, SearchPromises,
-                       SearchSchedules)
+                       SearchSchedules, ReadTask)
 from .requests import decode  # noqa: F401  (transports import it from here too; it lives in requests.py)
 from .router import Router
 from .store.base import StaleRead
@@ -344,6 +344,14 @@ def op_complete_task(ctx: Context, req: CompleteTask) -> Result:
     return Result(CREATED, t)
 
 
+def op_read_task(ctx: Context, req: ReadTask) -> Result:
+    """Read-only extension (v0.8.2 has no task read): the task as tasks.complete answers it, plus its state."""
+    t = ctx.tx.read_task(req.id)
+    if t is None:
+        raise request_error(TASK_NOT_FOUND)
+    return Result(OK, {**t.to_json(), "state": t.state.name})
+
+
 def op_drop_task(ctx: Context, req: DropTask) -> Result:
     t = ctx.tx.read_task(req.id)
     if t is None:
@@ -387,6 +395,7 @@ OPERATIONS: dict[str, Operation] = {op.name: op for op in [
     Operation("locks.heartbeat", HeartbeatLocks, op_heartbeat_locks),
     Operation("tasks.claim", ClaimTask, op_claim_task),
     Operation("tasks.complete", CompleteTask, op_complete_task),
+    Operation("tasks.read", ReadTask, op_read_task),
     Operation("tasks.drop", DropTask, op_drop_task),
     Operation("tasks.heartbeat", HeartbeatTasks, op_heartbeat_tasks),
 ]}

@@ -160,6 +160,11 @@ class CompleteTask:
 
 
 @dataclass(slots=True)
+class ReadTask:  # not in v0.8.2: a read-only extension, so `resonate tree` can show a node's task
+    id: str
+
+
+@dataclass(slots=True)
 class DropTask:
     id: str
     counter: int
@@ -576,6 +581,7 @@ DECODERS: dict[str, Callable[[Fields], Any]] = {
     "tasks.claim": decode_claim_task,
     "tasks.complete": lambda f: CompleteTask(id=string(f, "id", required=True),
                                              counter=int64(f, "counter", required=True)),
+    "tasks.read": lambda f: ReadTask(string(f, "id", required=True)),
     "tasks.drop": lambda f: DropTask(id=string(f, "id", required=True), counter=int64(f, "counter", required=True)),
     "tasks.heartbeat": lambda f: HeartbeatTasks(string(f, "processId", required=True)),
 }

@@ -94,6 +94,8 @@ ROUTES: list[HttpRoute] = [
               empty_body=True),
     HttpRoute("POST", "/tasks/heartbeat", "tasks.heartbeat"),
     HttpRoute("GET", "/tasks/heartbeat/{id}/{counter}", "tasks.heartbeat", body=False, path_fields=_task_process),
+    # not in v0.8.2: read a task (used by `resonate tree`); last, so the GET task links above match first
+    HttpRoute("GET", "/tasks/{id:path}", "tasks.read", body=False, path_fields=_id),
 ]
 
 
