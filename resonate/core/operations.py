@@ -20,6 +20,7 @@ from .requests import (AcquireLock, ClaimTask, CompletePromise, CompleteTask, Cr
                        HeartbeatLocks, HeartbeatTasks, ReadPromise, ReadSchedule, ReleaseLock, SearchPromises,
                        SearchSchedules, Text, boolean, fence, int64, optional_string, raw_json, string,
                        string_map, trace_head, value_field)
+from .recipient import check_recv, check_routed_tags
 from .router import Router
 
 
@@ -454,7 +455,7 @@ def _decode_create_fields(promise: Fields, headers: Fields) -> CreatePromise:
         id=string(promise, "id", required=True),
         param=value_field(promise, "param"),
         timeout=int64(promise, "timeout"),
-        tags=string_map(promise, "tags"),
+        tags=check_routed_tags(string_map(promise, "tags")),
         idempotency_key=optional_string(headers, "idempotencyKey"),
         strict=boolean(headers, "strict"),
         head=trace_head(headers),
@@ -498,7 +499,7 @@ def decode_complete_promise(f: Fields) -> CompletePromise:
 def decode_create_callback(f: Fields) -> CreateCallback:
     promise_id = string(f, "promiseId", required=True)
     root = string(f, "rootPromiseId", required=True)
-    recv = raw_json(f, "recv")
+    recv = check_recv(raw_json(f, "recv"))
     timeout = int64(f, "timeout")
     if promise_id == root:
         raise ApiError(40000, ErrorKind.SERVER, ["promise and root promise must be different"])
@@ -508,7 +509,8 @@ def decode_create_callback(f: Fields) -> CreateCallback:
 
 def decode_create_subscription(f: Fields) -> CreateSubscription:
     return CreateSubscription(id=string(f, "id", required=True), promise_id=string(f, "promiseId", required=True),
-                              recv=raw_json(f, "recv"), timeout=int64(f, "timeout"), head=trace_head(f))
+                              recv=check_recv(raw_json(f, "recv")), timeout=int64(f, "timeout"),
+                              head=trace_head(f))
 
 
 def decode_create_schedule(f: Fields) -> CreateSchedule:
@@ -521,7 +523,7 @@ def decode_create_schedule(f: Fields) -> CreateSchedule:
     return CreateSchedule(id=schedule_id, description=string(f, "desc"), cron=cron, tags=string_map(f, "tags"),
                           promise_id=string(f, "promiseId", required=True),
                           promise_timeout=int64(f, "promiseTimeout"), promise_param=value_field(f, "promiseParam"),
-                          promise_tags=string_map(f, "promiseTags"),
+                          promise_tags=check_routed_tags(string_map(f, "promiseTags"), "promiseTags"),
                           idempotency_key=optional_string(f, "idempotencyKey"))
 
 

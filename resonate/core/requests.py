@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping
 from . import gojson
 from .codes import invalid
 from .model import INT64_MAX, INT64_MIN, Value
+from .recipient import check_head
 
 
 class Text(str):
@@ -367,7 +368,7 @@ def trace_head(f: Fields) -> dict[str, str]:
         tracestate = optional_string(f, "tracestate")
         if tracestate:
             head["tracestate"] = tracestate
-    return head
+    return check_head(head)
 
 
 def fence(f: Fields) -> Fence | None:
