@@ -20,6 +20,8 @@ log = logging.getLogger("resonate.http_push")
 
 # httpcore trace events: the request headers were written, so the connection is up
 _HEADERS_SENT = frozenset({"http11.send_request_headers.complete", "http2.send_request_headers.complete"})
+_BODY_SENT = frozenset({"http11.send_request_body.complete", "http2.send_request_body.complete"})
+SHUTDOWN_GRACE_S = 5.0  # at shutdown, requests still being written get this long to finish
 
 
 class HttpPlugin:
@@ -39,7 +41,8 @@ class HttpPlugin:
             timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=workers),
             follow_redirects=False, trust_env=False)
-        self._pending: set[asyncio.Task] = set()
+        # each request in flight -> set once its body is written (after that only the ignored answer is awaited)
+        self._pending: dict[asyncio.Future, asyncio.Event] = {}
         self._closed = False
 
     @classmethod
@@ -51,6 +54,9 @@ class HttpPlugin:
     @property
     def in_flight(self) -> int:
         return len(self._pending)
+
+    def _forget(self, post: asyncio.Future) -> None:
+        self._pending.pop(post, None)
 
     async def send(self, address: Any, body: dict, head: dict[str, str]) -> bool:
         if self._closed or not isinstance(address, dict) or not isinstance(address.get("url"), str):
@@ -66,20 +72,19 @@ class HttpPlugin:
         headers["Content-Type"] = "application/json"
         payload = gojson.dumps(body).encode()
         connected = asyncio.Event()
+        written = asyncio.Event()
 
         async def trace(event: str, info: dict) -> None:
             if event in _HEADERS_SENT:
                 connected.set()
+            elif event in _BODY_SENT:
+                written.set()
 
         async with self._workers:
             post = asyncio.ensure_future(self._post(url, headers, payload, trace))
-            self._pending.add(post)
-            post.add_done_callback(self._pending.discard)
-            up = asyncio.ensure_future(connected.wait())
-            try:
-                await asyncio.wait({post, up}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                up.cancel()
+            self._pending[post] = written
+            post.add_done_callback(self._forget)
+            await _first(post, connected.wait())
         return connected.is_set()
 
     async def _post(self, url: str, headers: dict[str, str], payload: bytes, trace) -> None:
@@ -91,14 +96,28 @@ class HttpPlugin:
         except Exception as e:  # noqa: BLE001 - unreachable, refused, timed out, invalid: the dispatcher retries
             log.info("http recipient %s: %s: %s", url, type(e).__name__, e)
 
-    async def close(self, grace_s: float = 0.0) -> None:
-        """Deliveries still in flight get `grace_s` to finish, then are cancelled; then the client closes."""
+    async def close(self, grace_s: float = SHUTDOWN_GRACE_S) -> None:
+        """Requests still being written get `grace_s` to finish; then every request in flight is cancelled
+        (a written request only awaits its answer, which is ignored) and the client closes."""
         self._closed = True
+        writing = [asyncio.ensure_future(_first(post, written.wait()))
+                   for post, written in self._pending.items() if not written.is_set()]
+        if writing and grace_s > 0:
+            await asyncio.wait(writing, timeout=grace_s)
+        for waiter in writing:
+            waiter.cancel()
         pending = list(self._pending)
-        if pending and grace_s > 0:
-            await asyncio.wait(pending, timeout=grace_s)
-        for task in pending:
-            task.cancel()
+        for post in pending:
+            post.cancel()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
         await self._client.aclose()
+
+
+async def _first(task: asyncio.Future, signal) -> None:
+    """Waits until `task` ends or the awaitable `signal` completes, whichever is first."""
+    waiter = asyncio.ensure_future(signal)
+    try:
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()

@@ -270,8 +270,8 @@ class PostgresConnection(Connection):
     def _discard(self) -> None:
         try:
             self.conn.close()
-        except Exception:
-            pass
+        except Exception:  # noqa: BLE001 - discarding a broken connection: nothing else to do
+            log.warning("closing a discarded connection failed", exc_info=True)
         self.store.forget(self.conn)
 
     def close(self) -> None:
@@ -362,8 +362,8 @@ class PostgresStore(Store):
         for conn in leftovers:
             try:
                 conn.close()
-            except Exception:
-                pass
+            except Exception:  # noqa: BLE001 - closing at shutdown: the others still get closed
+                log.warning("closing a connection at shutdown failed", exc_info=True)
         if self.reset:
             with psycopg.connect(self.conninfo, autocommit=True) as conn:
                 conn.execute(f"DROP TABLE IF EXISTS {', '.join(TABLES)}")
