@@ -104,19 +104,24 @@ class Kernel:
         self.store.close()
 
     def _refuse_leftovers(self) -> None:
-        """A request queued behind the writers' stop markers still gets an answer: 50300, not executed."""
+        """Requests a writer did not take in time (it is stuck past the join timeout, or died) still get an
+        answer: 50300, not executed. The stop markers go back, for a stuck writer that finishes later."""
+        stops = 0
         while True:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
-                return
+                break
             if item is _STOP:
+                stops += 1
                 continue
             if item.counted:
                 with self._pending_lock:
                     self._pending -= 1
             if item.future.set_running_or_notify_cancel():
                 item.future.set_exception(server_error(50300))
+        for _ in range(stops):
+            self._queue.put(_STOP)
 
     @property
     def accepting(self) -> bool:
