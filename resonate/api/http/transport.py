@@ -63,7 +63,23 @@ class AsgiServer:
         self._server = self._task = None
 
 
-class HttpTransport:
+class _Served:
+    """A part whose endpoint is one AsgiServer (`self._server`): started, checked and addressed through it."""
+
+    _server: AsgiServer
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        return self._server.address
+
+    async def start(self) -> None:
+        await self._server.start()
+
+    def health(self) -> bool:
+        return self._server.health()
+
+
+class HttpTransport(_Served):
     """The HTTP API (and the poll streams under /poll when the poll sender is on)."""
 
     name = "http"
@@ -76,23 +92,13 @@ class HttpTransport:
                               auth=cfg.http_auth, cors_origins=cfg.http_cors_allow_origin)
         self._server = AsgiServer(app, cfg.http_addr, cfg.http_timeout_ms / 1000)
 
-    @property
-    def address(self) -> tuple[str, int] | None:
-        return self._server.address
-
-    async def start(self) -> None:
-        await self._server.start()
-
-    def health(self) -> bool:
-        return self._server.health()
-
     async def stop(self) -> None:
         if self.poll is not None:
             self.poll.close_all()  # open event streams would hold the graceful shutdown for its whole grace
         await self._server.stop()
 
 
-class PollSender(PollPlugin):
+class PollSender(PollPlugin, _Served):
     """The poll plugin plus its own event-stream server on --aio-sender-plugin-poll-addr."""
 
     schemes = ("poll",)
@@ -103,16 +109,6 @@ class PollSender(PollPlugin):
                          ttr_ms=cfg.poll_ttr_ms, ttc_ms=cfg.poll_ttc_ms,
                          disconnect_after_s=cfg.poll_disconnect_after_ms / 1000)
         self._server = AsgiServer(create_poll_app(self, auth=cfg.poll_auth), cfg.poll_addr, cfg.http_timeout_ms / 1000)
-
-    @property
-    def address(self) -> tuple[str, int] | None:
-        return self._server.address
-
-    async def start(self) -> None:
-        await self._server.start()
-
-    def health(self) -> bool:
-        return self._server.health()
 
     async def close(self) -> None:
         self.close_all()
