@@ -8,9 +8,11 @@ import threading
 import time
 
 import httpx
+import pytest
 
 from resonate.app import Server
 from resonate.config import Config
+from resonate.core.delivery.kafka import KafkaPlugin
 
 ANSWER_S = 30
 
@@ -74,3 +76,42 @@ def test_builtin_parts_bind_port_zero_and_stop_releases_everything(tmp_path):
     asyncio.run(run())
     recipient.close()
     assert _resonate_threads() == []
+
+
+def test_a_part_that_fails_to_start_closes_what_was_started(tmp_path):
+    taken = socket.create_server(("127.0.0.1", 0))  # the HTTP API's port is already in use
+    cfg = Config(http_addr=taken.getsockname(), grpc_enable=False, poll_addr=("127.0.0.1", 0),
+                 sqlite_path=str(tmp_path / "resonate.db"))
+
+    async def run() -> Server:
+        server = Server(cfg)
+        with pytest.raises(SystemExit):
+            await server.start()
+        return server
+
+    server = asyncio.run(run())
+    taken.close()
+    assert server.senders == {} and server.transports == {}
+    assert _resonate_threads() == []  # the kernel's writers were stopped again
+
+
+def test_the_kafka_sender_is_closed_at_stop(tmp_path, monkeypatch):
+    closed = []
+    original = KafkaPlugin.close
+
+    def close(self):
+        closed.append(threading.current_thread() is not threading.main_thread())
+        original(self)
+
+    monkeypatch.setattr(KafkaPlugin, "close", close)
+    cfg = Config(http_enable=False, grpc_enable=False, poll_enable=False, kafka_plugin_enable=True,
+                 kafka_plugin_brokers=["127.0.0.1:1"], sqlite_path=str(tmp_path / "resonate.db"))
+
+    async def run() -> None:
+        server = Server(cfg)
+        await server.start()
+        assert isinstance(server.senders["kafka"], KafkaPlugin)
+        await server.stop()
+
+    asyncio.run(run())
+    assert closed == [True]  # closed once, and off the event loop's thread (it blocks)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 
 import uvicorn
 
@@ -35,18 +36,22 @@ class AsgiServer:
 
     async def start(self) -> None:
         host, port = self.addr
-        config = uvicorn.Config(self.app, host=host, port=port, log_level="warning", access_log=False,
-                                lifespan="off", timeout_graceful_shutdown=max(1, round(self.grace_s)))
+        try:  # bound here, so a taken port is a clean error and the bound port is known at once
+            sock = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+        except OSError as e:
+            raise SystemExit(f"resonate: could not listen on {host}:{port}: {e.strerror or e}") from None
+        self.address = tuple(sock.getsockname()[:2])
+        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off",
+                                timeout_graceful_shutdown=max(1, round(self.grace_s)))
         server = _QuietServer(config)
-        task = asyncio.create_task(server.serve())
+        task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started:
             if task.done():
-                task.result()  # raises the bind error, if it was raised
-                raise SystemExit(f"resonate: could not listen on {host}:{port}")
+                sock.close()
+                task.result()  # raises uvicorn's start-up error, if it raised one
+                raise SystemExit(f"resonate: could not serve on {host}:{port}")
             await asyncio.sleep(STARTUP_POLL_S)
         self._server, self._task = server, task
-        sockets = [s for srv in server.servers for s in (srv.sockets or ())]
-        self.address = tuple(sockets[0].getsockname()[:2]) if sockets else (host, port)
 
     def health(self) -> bool:
         return self._task is not None and not self._task.done()
