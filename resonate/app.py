@@ -1,31 +1,24 @@
-"""The composition root: builds the store, kernel, loops, delivery and the enabled transports."""
+"""The composition root: builds the store, kernel, loops, delivery, and every transport and sender the
+registry (resonate.plugins) lists and the config enables; starts them in order and closes them in
+reverse order."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
-
-import uvicorn
+from typing import Any
 
 from .config import Config
 from .core.delivery import Dispatcher
-from .core.delivery.http_push import HttpPlugin
-from .core.delivery.poll import PollPlugin
 from .core.kernel import Kernel
 from .core.loops import BackgroundLoops, LoopConfig
 from .core.operations import CoreConfig
 from .core.store.base import Store
+from .plugins import Registry, Sender, Services, Transport, close_component, start_component
 
 log = logging.getLogger("resonate")
 
-
-class _QuietServer(uvicorn.Server):
-    """uvicorn without its own signal handling: the composition root owns shutdown."""
-
-    @contextlib.contextmanager
-    def capture_signals(self):
-        yield
+DELIVERY_DRAIN_S = 2.0  # at shutdown, messages being handed to senders get this long
 
 
 def build_store(cfg: Config) -> Store:
@@ -37,8 +30,11 @@ def build_store(cfg: Config) -> Store:
 
 
 class Server:
-    def __init__(self, cfg: Config):
+    """Start order: kernel, dispatcher, senders, transports, background loops; `stop` reverses it."""
+
+    def __init__(self, cfg: Config, registry: Registry | None = None):
         self.cfg = cfg
+        self.registry = registry if registry is not None else Registry.default()
         self.store = build_store(cfg)
         batch = cfg.postgres_batch_size if cfg.postgres_enable else cfg.sqlite_batch_size
         self.kernel = Kernel(self.store, CoreConfig(system_url=cfg.base_url), batch_size=batch,
@@ -46,87 +42,84 @@ class Server:
         self.loops = BackgroundLoops(self.kernel, LoopConfig(
             period_s=cfg.signal_timeout_ms / 1000, promise_batch_size=cfg.promise_batch_size,
             schedule_batch_size=cfg.schedule_batch_size, task_batch_size=cfg.task_batch_size))
-        self.poll: PollPlugin | None = None
         self.dispatcher: Dispatcher | None = None
-        self._uvicorn: list[_QuietServer] = []
-        self._serving: list[asyncio.Task] = []
-        self._transports: list = []  # gRPC and Kafka servers: objects with async start() and stop()
-        self.stopped = asyncio.Event()
+        self.senders: dict[str, Sender] = {}
+        self.transports: dict[str, Transport] = {}
+        self._kernel_started = False
+        self._loops_started = False
+
+    @property
+    def poll(self):
+        """The poll sender, when enabled (its streams are also served by the HTTP API under /poll)."""
+        return self.senders.get("poll")
+
+    def addresses(self) -> dict[str, Any]:
+        """Bound address of every started transport and sender that listens (ports resolved, e.g. port 0)."""
+        found = {}
+        for kind, table in (("transport", self.transports), ("sender", self.senders)):
+            for name, component in table.items():
+                address = getattr(component, "address", None)
+                if address is not None:
+                    found[f"{kind}:{name}"] = address
+        return found
+
+    def health(self) -> dict[str, bool]:
+        status = {}
+        for kind, table in (("transport", self.transports), ("sender", self.senders)):
+            for name, component in table.items():
+                check = getattr(component, "health", None)
+                status[f"{kind}:{name}"] = bool(check()) if check is not None else True
+        return status
 
     async def start(self) -> None:
-        cfg = self.cfg
-        loop = asyncio.get_running_loop()
+        """Starts everything; when one part fails to start, what was started is closed again."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
         self.kernel.start()
-        self.dispatcher = Dispatcher(self.kernel, loop)
+        self._kernel_started = True
+        self.dispatcher = Dispatcher(self.kernel, asyncio.get_running_loop())
         self.kernel.on_commit = self.dispatcher.hand_off
-        if cfg.poll_enable:
-            self.poll = PollPlugin(buffer_size=cfg.poll_buffer_size, max_connections=cfg.poll_max_connections,
-                                   ttr_ms=cfg.poll_ttr_ms, ttc_ms=cfg.poll_ttc_ms,
-                                   disconnect_after_s=cfg.poll_disconnect_after_ms / 1000)
-            self.dispatcher.add_plugin(self.poll)
-        if cfg.http_plugin_enable:
-            self.dispatcher.add_plugin(HttpPlugin(
-                workers=cfg.http_plugin_workers, timeout_s=cfg.http_plugin_timeout_ms / 1000,
-                connect_timeout_s=cfg.http_plugin_conn_timeout_ms / 1000, ttr_ms=cfg.http_plugin_ttr_ms,
-                ttc_ms=cfg.http_plugin_ttc_ms))
-        if cfg.kafka_plugin_enable:
-            from .core.delivery.kafka import KafkaPlugin
-            self.dispatcher.add_plugin(KafkaPlugin.from_config(cfg))
-
-        from .api.http.routes import HttpSettings
-        from .api.http.server import create_http_app, create_poll_app
-        if cfg.http_enable:
-            app = create_http_app(self.kernel, HttpSettings(task_frequency_ms=cfg.http_task_frequency_ms),
-                                  poll=self.poll, auth=cfg.http_auth,
-                                  cors_origins=cfg.http_cors_allow_origin)
-            await self._serve_asgi(app, cfg.http_addr, cfg.http_timeout_ms)
-        if self.poll is not None:
-            await self._serve_asgi(create_poll_app(self.poll, auth=cfg.poll_auth), cfg.poll_addr, cfg.http_timeout_ms)
-        if cfg.grpc_enable and cfg.http_auth:
-            # gRPC has no credentials check: serving it would bypass the API's basic auth (as the reference)
-            log.warning("--api-http-auth is set: the gRPC API is not started")
-        elif cfg.grpc_enable:
-            from .api.grpc.server import GrpcServer
-            self._transports.append(GrpcServer(self.kernel, cfg))
-        if cfg.kafka_enable:
-            from .api.kafka.server import KafkaServer
-            self._transports.append(KafkaServer(self.kernel, cfg))
-        for transport in self._transports:
+        services = Services(cfg=self.cfg, kernel=self.kernel, senders=self.senders)
+        for name, sender in self.registry.build_senders(services):
+            await start_component(sender)
+            self.senders[name] = sender
+            self.dispatcher.add_plugin(sender)
+        for name, transport in self.registry.build_transports(services):
             await transport.start()
+            self.transports[name] = transport
         self.loops.start()
-        log.info("resonate serving: http %s, grpc %s, kafka %s, poll %s", cfg.http_enable and cfg.http_addr,
-                 cfg.grpc_enable and cfg.grpc_addr, cfg.kafka_enable and cfg.kafka_topic,
-                 cfg.poll_enable and cfg.poll_addr)
-
-    async def _serve_asgi(self, app, addr: tuple[str, int], timeout_ms: int) -> None:
-        config = uvicorn.Config(app, host=addr[0], port=addr[1], log_level="warning", access_log=False,
-                                lifespan="off", timeout_graceful_shutdown=max(1, timeout_ms // 1000))
-        server = _QuietServer(config)
-        task = asyncio.create_task(server.serve())
-        while not server.started:
-            if task.done():
-                task.result()  # raises the bind error
-                raise SystemExit(f"resonate: could not listen on {addr[0]}:{addr[1]}")
-            await asyncio.sleep(0.01)
-        self._uvicorn.append(server)
-        self._serving.append(task)
+        self._loops_started = True
+        log.info("resonate serving: %s", ", ".join(
+            f"{name} {self.transports[name].address or ''}".strip() for name in self.transports) or "no transport")
 
     async def stop(self) -> None:
-        """In-flight requests finish; new ones are refused; then the kernel drains and the store closes."""
-        self.loops.stop()
-        for transport in reversed(self._transports):
-            with contextlib.suppress(Exception):
+        """Loops stop; transports refuse new requests and finish those in flight; deliveries under way are
+        finished (or cancelled after their grace); senders close; then the kernel drains and the store closes."""
+        if self._loops_started:
+            await asyncio.to_thread(self.loops.stop)  # joins its threads: never on the event loop
+            self._loops_started = False
+        for name, transport in reversed(list(self.transports.items())):
+            try:
                 await transport.stop()
-        if self.poll is not None:
-            self.poll.close_all()
-        for server in self._uvicorn:
-            server.should_exit = True
-        if self._serving:
-            await asyncio.wait(self._serving, timeout=self.cfg.http_timeout_ms / 1000 + 1)
+            except Exception:  # noqa: BLE001 - one transport failing to stop must not keep the rest open
+                log.exception("transport %s failed to stop", name)
+        self.transports.clear()
         if self.dispatcher is not None:
-            await self.dispatcher.drain(2)
-        await asyncio.to_thread(self.kernel.stop)
-        self.stopped.set()
+            await self.dispatcher.drain(DELIVERY_DRAIN_S)
+        for name, sender in reversed(list(self.senders.items())):
+            try:
+                await close_component(sender)
+            except Exception:  # noqa: BLE001 - as above
+                log.exception("sender %s failed to close", name)
+        self.senders.clear()
+        if self._kernel_started:
+            await asyncio.to_thread(self.kernel.stop)
+            self._kernel_started = False
 
     async def run_until_signal(self) -> None:
         await self.start()

@@ -78,6 +78,7 @@ class Kernel:
         self._pending = 0
         self._pending_lock = threading.Lock()
         self._accepting = False
+        self._accepting_lock = threading.Lock()  # no request is queued after stop() stopped accepting
         self._threads: list[threading.Thread] = []
         self.batches = 0  # for tests and benchmarks: how many transactions were committed
 
@@ -92,13 +93,35 @@ class Kernel:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Refuse new requests, finish every queued one, then stop the writers."""
-        self._accepting = False
+        with self._accepting_lock:
+            self._accepting = False
         for _ in self._threads:
             self._queue.put(_STOP)
         for t in self._threads:
             t.join(timeout)
         self._threads.clear()
+        self._refuse_leftovers()
         self.store.close()
+
+    def _refuse_leftovers(self) -> None:
+        """Requests a writer did not take in time (it is stuck past the join timeout, or died) still get an
+        answer: 50300, not executed. The stop markers go back, for a stuck writer that finishes later."""
+        stops = 0
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is _STOP:
+                stops += 1
+                continue
+            if item.counted:
+                with self._pending_lock:
+                    self._pending -= 1
+            if item.future.set_running_or_notify_cancel():
+                item.future.set_exception(server_error(50300))
+        for _ in range(stops):
+            self._queue.put(_STOP)
 
     @property
     def accepting(self) -> bool:
@@ -107,17 +130,18 @@ class Kernel:
     # -- submission
     def submit(self, request: Any, dedup_key: str | None = None, *, background: bool = False) -> Future:
         future: Future = Future()
-        if not self._accepting:
-            future.set_exception(server_error(50300))
-            return future
-        counted = not background
-        if counted:
-            with self._pending_lock:
-                if self._pending >= self.queue_limit:
-                    future.set_exception(server_error(50301))
-                    return future
-                self._pending += 1
-        self._queue.put(_Item(request, future, dedup_key, counted))
+        with self._accepting_lock:
+            if not self._accepting:
+                future.set_exception(server_error(50300))
+                return future
+            counted = not background
+            if counted:
+                with self._pending_lock:
+                    if self._pending >= self.queue_limit:
+                        future.set_exception(server_error(50301))
+                        return future
+                    self._pending += 1
+            self._queue.put(_Item(request, future, dedup_key, counted))
         return future
 
     def call(self, request: Any, timeout: float | None = 30) -> Result:
@@ -182,8 +206,8 @@ class Kernel:
                 log.exception("store transaction failed")
                 try:
                     conn.rollback()
-                except Exception:
-                    pass
+                except Exception:  # noqa: BLE001 - the connection is broken; the batch already failed
+                    log.warning("rollback after a failed transaction failed too", exc_info=True)
                 outcomes = [(False, server_error(50004, str(e)))] * len(batch)
                 outgoing = []
                 break

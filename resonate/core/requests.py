@@ -18,6 +18,7 @@ from . import cursor as cursorlib
 from . import gojson
 from .codes import INVALID, ApiError, ErrorKind, invalid
 from .model import INT64_MAX, INT64_MIN, Value
+from .recipient import check_head, check_recv, check_routed_tags
 
 
 class Text(str):
@@ -374,7 +375,7 @@ def trace_head(f: Fields) -> dict[str, str]:
         tracestate = optional_string(f, "tracestate")
         if tracestate:
             head["tracestate"] = tracestate
-    return head
+    return check_head(head)
 
 
 def fence(f: Fields) -> Fence | None:
@@ -484,7 +485,7 @@ def _decode_create_fields(promise: Fields, headers: Fields) -> CreatePromise:
         id=string(promise, "id", required=True),
         param=value_field(promise, "param"),
         timeout=int64(promise, "timeout"),
-        tags=string_map(promise, "tags"),
+        tags=check_routed_tags(string_map(promise, "tags")),
         idempotency_key=optional_string(headers, "idempotencyKey"),
         strict=boolean(headers, "strict"),
         head=trace_head(headers),
@@ -528,7 +529,7 @@ def decode_complete_promise(f: Fields) -> CompletePromise:
 def decode_create_callback(f: Fields) -> CreateCallback:
     promise_id = string(f, "promiseId", required=True)
     root = string(f, "rootPromiseId", required=True)
-    recv = raw_json(f, "recv")
+    recv = check_recv(raw_json(f, "recv"))
     timeout = int64(f, "timeout")
     if promise_id == root:
         # the reference reports this one as a server-kind error with a 40000 code
@@ -539,7 +540,7 @@ def decode_create_callback(f: Fields) -> CreateCallback:
 
 def decode_create_subscription(f: Fields) -> CreateSubscription:
     return CreateSubscription(id=string(f, "id", required=True), promise_id=string(f, "promiseId", required=True),
-                              recv=raw_json(f, "recv"), timeout=int64(f, "timeout"), head=trace_head(f))
+                              recv=check_recv(raw_json(f, "recv")), timeout=int64(f, "timeout"), head=trace_head(f))
 
 
 def decode_create_schedule(f: Fields) -> CreateSchedule:
@@ -552,7 +553,7 @@ def decode_create_schedule(f: Fields) -> CreateSchedule:
     return CreateSchedule(id=schedule_id, description=string(f, "desc"), cron=cron, tags=string_map(f, "tags"),
                           promise_id=string(f, "promiseId", required=True),
                           promise_timeout=int64(f, "promiseTimeout"), promise_param=value_field(f, "promiseParam"),
-                          promise_tags=string_map(f, "promiseTags"),
+                          promise_tags=check_routed_tags(string_map(f, "promiseTags"), "promiseTags"),
                           idempotency_key=optional_string(f, "idempotencyKey"))
 
 

@@ -132,6 +132,8 @@ def generic_handlers(kernel, drain: _Drain) -> list[grpc.GenericRpcHandler]:
 
 
 class GrpcServer:
+    name = "grpc"
+
     def __init__(self, kernel, cfg):
         self.kernel = kernel
         self.cfg = cfg
@@ -152,6 +154,14 @@ class GrpcServer:
         await server.start()
         self._server = server
         log.info("gRPC listening on %s", target)
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """The bound address once started (the port resolved when cfg asks for port 0)."""
+        return None if self.port is None else (self.cfg.grpc_addr[0], self.port)
+
+    def health(self) -> bool:
+        return self._server is not None and not self._drain.draining
 
     async def stop(self) -> None:
         """Refuse new calls (50300), let in-flight ones finish within the grace period, then close."""

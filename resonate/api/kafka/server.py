@@ -28,6 +28,9 @@ def settings_from_config(cfg) -> PipelineSettings:
 
 
 class KafkaServer:
+    name = "kafka"
+    address = None  # nothing is bound: the transport consumes --api-kafka-topic
+
     def __init__(self, kernel, cfg):
         self.cfg = cfg
         if getattr(cfg, "log_level", "info") != "debug":
@@ -41,6 +44,10 @@ class KafkaServer:
     async def start(self) -> None:
         """Starts the consumer threads; a broker that is not up yet is retried in the background."""
         self.pipeline.start()
+
+    def health(self) -> bool:
+        threads = self.pipeline._threads
+        return bool(threads) and all(t.is_alive() for t in threads)
 
     async def stop(self) -> None:
         await asyncio.to_thread(self.pipeline.stop, self.cfg.kafka_timeout_ms / 1000)

@@ -87,6 +87,8 @@ def _parse_url(url: str) -> Destination:
         if key:
             address["key"] = key
         return Destination("kafka", address)
+    if scheme:  # another sender's scheme (resonate.plugins): it parses its own URLs
+        return Destination(scheme, {"url": url})
     raise SendError(f"unknown receiver {url}")
 
 
@@ -103,6 +105,8 @@ class Dispatcher:
 
     def add_plugin(self, plugin: Plugin) -> None:
         self.plugins[plugin.name] = plugin
+        for scheme in getattr(plugin, "schemes", ()):  # recipient URLs of these schemes go to this plugin
+            self.plugins.setdefault(scheme, plugin)
 
     def hand_off(self, outgoing: list[Outgoing]) -> None:
         """Called by the kernel's writer thread after commit."""

@@ -52,6 +52,7 @@ class Crc32Partitioner(Partitioner):
 
 class KafkaPlugin:
     name = "kafka"
+    schemes = ("kafka",)
 
     def __init__(self, brokers: list[str], *, timeout_ms: int = 30_000, ttr_ms: int = 15_000, ttc_ms: int = 0):
         self.brokers = list(brokers)

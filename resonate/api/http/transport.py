@@ -1,0 +1,130 @@
+"""The HTTP API as a transport, and the poll sender with its event-stream server (resonate.plugins)."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+
+import uvicorn
+
+from ...core.delivery.poll import PollPlugin
+
+log = logging.getLogger("resonate.http")
+
+STARTUP_POLL_S = 0.01  # how often start() looks whether uvicorn is listening yet
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the composition root owns shutdown."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        yield
+
+
+class AsgiServer:
+    """One uvicorn server on the running event loop; `stop` lets requests in flight finish within the grace."""
+
+    def __init__(self, app, addr: tuple[str, int], grace_s: float):
+        self.app = app
+        self.addr = addr
+        self.grace_s = grace_s
+        self._server: _QuietServer | None = None
+        self._task: asyncio.Task | None = None
+        self.address: tuple[str, int] | None = None
+
+    async def start(self) -> None:
+        host, port = self.addr
+        try:  # bound here, so a taken port is a clean error and the bound port is known at once
+            sock = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+        except OSError as e:
+            raise SystemExit(f"resonate: could not listen on {host}:{port}: {e.strerror or e}") from None
+        self.address = tuple(sock.getsockname()[:2])
+        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off",
+                                timeout_graceful_shutdown=max(1, round(self.grace_s)))
+        server = _QuietServer(config)
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started:
+            if task.done():
+                sock.close()
+                task.result()  # raises uvicorn's start-up error, if it raised one
+                raise SystemExit(f"resonate: could not serve on {host}:{port}")
+            await asyncio.sleep(STARTUP_POLL_S)
+        self._server, self._task = server, task
+
+    def health(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def stop(self) -> None:
+        if self._server is None or self._task is None:
+            return
+        self._server.should_exit = True
+        done, _ = await asyncio.wait({self._task}, timeout=self.grace_s + 1)
+        if not done:
+            log.warning("http server on %s:%s still running after the grace period; cancelling it", *self.addr)
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        self._server = self._task = None
+
+
+class _Served:
+    """A part whose endpoint is one AsgiServer (`self._server`): started, checked and addressed through it."""
+
+    _server: AsgiServer
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        return self._server.address
+
+    async def start(self) -> None:
+        await self._server.start()
+
+    def health(self) -> bool:
+        return self._server.health()
+
+
+class HttpTransport(_Served):
+    """The HTTP API (and the poll streams under /poll when the poll sender is on)."""
+
+    name = "http"
+
+    def __init__(self, kernel, cfg, poll: PollPlugin | None = None):
+        from .routes import HttpSettings
+        from .server import create_http_app
+        self.poll = poll
+        app = create_http_app(kernel, HttpSettings(task_frequency_ms=cfg.http_task_frequency_ms), poll=poll,
+                              auth=cfg.http_auth, cors_origins=cfg.http_cors_allow_origin)
+        self._server = AsgiServer(app, cfg.http_addr, cfg.http_timeout_ms / 1000)
+
+    async def stop(self) -> None:
+        if self.poll is not None:
+            self.poll.close_all()  # open event streams would hold the graceful shutdown for its whole grace
+        await self._server.stop()
+
+
+class PollSender(PollPlugin, _Served):
+    """The poll plugin plus its own event-stream server on --aio-sender-plugin-poll-addr."""
+
+    schemes = ("poll",)
+
+    def __init__(self, cfg):
+        from .server import create_poll_app
+        super().__init__(buffer_size=cfg.poll_buffer_size, max_connections=cfg.poll_max_connections,
+                         ttr_ms=cfg.poll_ttr_ms, ttc_ms=cfg.poll_ttc_ms,
+                         disconnect_after_s=cfg.poll_disconnect_after_ms / 1000)
+        self._server = AsgiServer(create_poll_app(self, auth=cfg.poll_auth), cfg.poll_addr, cfg.http_timeout_ms / 1000)
+
+    async def close(self) -> None:
+        self.close_all()
+        await self._server.stop()
+
+
+def build_http_transport(services):
+    if not services.cfg.http_enable:
+        return None
+    return HttpTransport(services.kernel, services.cfg, poll=services.senders.get("poll"))
+
+
+def build_poll_sender(services):
+    return PollSender(services.cfg) if services.cfg.poll_enable else None
