@@ -51,6 +51,8 @@ class Server:
         self._uvicorn: list[_QuietServer] = []
         self._serving: list[asyncio.Task] = []
         self._transports: list = []  # gRPC and Kafka servers: objects with async start() and stop()
+        # embed: the addresses actually bound, by name ("http", "poll", "grpc"); port 0 picks a free port
+        self.bound: dict[str, tuple[str, int]] = {}
         self.stopped = asyncio.Event()
 
     async def start(self) -> None:
@@ -79,9 +81,10 @@ class Server:
             app = create_http_app(self.kernel, HttpSettings(task_frequency_ms=cfg.http_task_frequency_ms),
                                   poll=self.poll, auth=cfg.http_auth,
                                   cors_origins=cfg.http_cors_allow_origin)
-            await self._serve_asgi(app, cfg.http_addr, cfg.http_timeout_ms)
+            await self._serve_asgi(app, cfg.http_addr, cfg.http_timeout_ms, name="http")
         if self.poll is not None:
-            await self._serve_asgi(create_poll_app(self.poll, auth=cfg.poll_auth), cfg.poll_addr, cfg.http_timeout_ms)
+            await self._serve_asgi(create_poll_app(self.poll, auth=cfg.poll_auth), cfg.poll_addr, cfg.http_timeout_ms,
+                                   name="poll")
         if cfg.grpc_enable and cfg.http_auth:
             # gRPC has no credentials check: serving it would bypass the API's basic auth (as the reference)
             log.warning("--api-http-auth is set: the gRPC API is not started")
@@ -93,12 +96,14 @@ class Server:
             self._transports.append(KafkaServer(self.kernel, cfg))
         for transport in self._transports:
             await transport.start()
+            if getattr(transport, "port", None) is not None:  # embed: the gRPC server's bound port
+                self.bound["grpc"] = (cfg.grpc_addr[0], transport.port)
         self.loops.start()
         log.info("resonate serving: http %s, grpc %s, kafka %s, poll %s", cfg.http_enable and cfg.http_addr,
                  cfg.grpc_enable and cfg.grpc_addr, cfg.kafka_enable and cfg.kafka_topic,
                  cfg.poll_enable and cfg.poll_addr)
 
-    async def _serve_asgi(self, app, addr: tuple[str, int], timeout_ms: int) -> None:
+    async def _serve_asgi(self, app, addr: tuple[str, int], timeout_ms: int, name: str = "http") -> None:
         config = uvicorn.Config(app, host=addr[0], port=addr[1], log_level="warning", access_log=False,
                                 lifespan="off", timeout_graceful_shutdown=max(1, timeout_ms // 1000))
         server = _QuietServer(config)
@@ -110,6 +115,11 @@ class Server:
             await asyncio.sleep(0.01)
         self._uvicorn.append(server)
         self._serving.append(task)
+        # embed: read back the bound port; with port 0 and no --system-url, task links must name it
+        self.bound[name] = server.servers[0].sockets[0].getsockname()[:2]
+        if name == "http" and addr[1] == 0 and not self.cfg.system_url:
+            host = "localhost" if addr[0] in ("0.0.0.0", "::", "") else addr[0]
+            self.kernel.config.system_url = f"http://{f'[{host}]' if ':' in host else host}:{self.bound[name][1]}"
 
     async def stop(self) -> None:
         """In-flight requests finish; new ones are refused; then the kernel drains and the store closes."""
