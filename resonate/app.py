@@ -135,6 +135,10 @@ class Server:
             await asyncio.wait(self._serving, timeout=self.cfg.http_timeout_ms / 1000 + 1)
         if self.dispatcher is not None:
             await self.dispatcher.drain(2)
+            # embed: a plugin holding threads or connections (the Kafka producer) releases them
+            for plugin in self.dispatcher.plugins.values():
+                if callable(getattr(plugin, "close", None)):
+                    await asyncio.to_thread(plugin.close)
         await asyncio.to_thread(self.kernel.stop)
         self.stopped.set()
 

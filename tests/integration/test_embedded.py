@@ -235,29 +235,42 @@ def test_logs_are_kept_per_server():
     assert server.log_text(since=time.time() + 60) == ""
 
 
-def test_kafka_request_reply(kafka_broker):
+def test_kafka_request_reply_and_delivery_leave_nothing_behind(kafka_broker):
     assert EmbeddedServer().config.kafka_topic != EmbeddedServer().config.kafka_topic  # never shared by default
     topic = f"embedded-{uuid.uuid4().hex[:8]}"
-    reply_topic = f"{topic}.replies"
-    kafka_broker.create_topic(topic, 1)
-    kafka_broker.create_topic(reply_topic, 1)
-    with EmbeddedServer(kafka_enable=True, kafka_brokers=[kafka_broker.bootstrap], kafka_topic=topic,
-                        grpc_enable=False) as server:
-        assert server.kafka_topic == topic and server.kafka_brokers == [kafka_broker.bootstrap]
-        assert server.kafka_target.startswith("resonate.embedded.")
-        collector = ReplyCollector(kafka_broker.bootstrap, reply_topic)
-        producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
-        try:
+    reply_topic, task_topic = f"{topic}.replies", f"{topic}.tasks"
+    for name in (topic, reply_topic, task_topic):
+        kafka_broker.create_topic(name, 1)
+    with EmbeddedServer(grpc_enable=False):
+        pass  # process-wide set-up out of the way
+    threads_before = set(threading.enumerate())
+    collector = ReplyCollector(kafka_broker.bootstrap, reply_topic)
+    tasks = ReplyCollector(kafka_broker.bootstrap, task_topic)
+    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
+    ours = set(threading.enumerate()) - threads_before
+    try:
+        with EmbeddedServer(kafka_enable=True, kafka_brokers=[kafka_broker.bootstrap], kafka_topic=topic,
+                            kafka_plugin_enable=True, kafka_plugin_brokers=kafka_broker.bootstrap,
+                            grpc_enable=False) as server:
+            assert server.kafka_topic == topic and server.kafka_brokers == [kafka_broker.bootstrap]
+            assert server.kafka_target.startswith("resonate.embedded.")
             envelope = {"target": server.kafka_target, "replyTo": {"topic": reply_topic, "target": "me"},
                         "correlationId": "c1", "operation": "promises.create",
-                        "payload": {"id": "via-kafka", "timeout": now_ms() + HOUR_MS}}
+                        "payload": {"id": "via-kafka", "timeout": now_ms() + HOUR_MS,
+                                    "tags": {"resonate:invoke": f"kafka://{task_topic}"}}}
             producer.send(server.kafka_topic, json.dumps(envelope).encode()).get(timeout=30)
             reply = collector.wait("c1", timeout=60)[0]
             assert reply["success"] is True and reply["response"]["id"] == "via-kafka"
-        finally:
-            producer.close()
-            collector.close()
-        assert httpx.get(f"{server.http_url}/promises/via-kafka").json()["state"] == "PENDING"
+            assert httpx.get(f"{server.http_url}/promises/via-kafka").json()["state"] == "PENDING"
+            wait_until(lambda: any(json.loads(r.value).get("type") == "invoke" for r in tasks.records),
+                       timeout=60, what="the task delivered to its kafka:// recipient")
+    finally:
+        producer.close()
+        collector.close()
+        tasks.close()
+    # the server's consumer, producer and sender threads all end (kafka-python's wind down asynchronously)
+    wait_until(lambda: set(threading.enumerate()) - ours <= threads_before, timeout=30,
+               what="every thread of the server ended")
 
 
 def test_postgres_store(postgres_server, postgres_database):
