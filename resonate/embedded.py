@@ -295,6 +295,8 @@ class EmbeddedServer:
             return
         self.app = server
         self._bound = dict(server.bound)
+        log.info("embedded server ready: http %s, poll %s, grpc %s, kafka topic %s", self.http_url, self.poll_url,
+                 self.grpc_target, self.kafka_topic)
         self._ready.set()
         await self._stop_requested.wait()
         await server.stop()

@@ -7,6 +7,7 @@ Fixtures
 Options (pytest.ini / pyproject's [tool.pytest.ini_options])
     resonate_transports      which APIs to serve: any of `http poll grpc kafka` (default: http poll grpc)
     resonate_kafka_bootstrap Kafka bootstrap servers, for the kafka transport and kafka:// recipients
+                             (setting it also turns on delivery to kafka:// recipients)
     resonate_flags           any further `resonate serve` flags, e.g. `--system-signal-timeout 10ms`
 
 Marker
@@ -55,9 +56,8 @@ def _ini_settings(config: pytest.Config) -> tuple[list[str], dict[str, Any]]:
     flags = shlex.split(config.getini("resonate_flags"))
     settings: dict[str, Any] = transport_settings(config.getini("resonate_transports"))
     bootstrap = config.getini("resonate_kafka_bootstrap").strip()
-    if bootstrap:
-        settings["kafka_brokers"] = bootstrap
-        settings["kafka_plugin_brokers"] = bootstrap
+    if bootstrap:  # the Kafka API's brokers, and kafka:// recipients delivered through them
+        settings.update(kafka_brokers=bootstrap, kafka_plugin_brokers=bootstrap, kafka_plugin_enable=True)
     return flags, settings
 
 

@@ -46,6 +46,7 @@ def test_from_ini(resonate_server):
     assert resonate_server.grpc_target is None and resonate_server.http_url
     assert resonate_server.config.signal_timeout_ms == 25
     assert resonate_server.config.kafka_brokers == ["127.0.0.1:1", "127.0.0.1:2"]
+    assert resonate_server.config.kafka_plugin_enable and not resonate_server.config.kafka_enable
 
 @pytest.mark.resonate(transports="http grpc", signal_timeout_ms=5)
 def test_from_marker(resonate_fresh_server):
