@@ -22,11 +22,11 @@ import time
 import typing
 import uuid
 import weakref
-from typing import Any, Iterable
+from typing import Any, Iterable, TypedDict, Unpack
 
 from .config import Config, add_flags, from_args, parse_addr
 
-__all__ = ["EmbeddedServer", "EmbeddedServerError", "embedded_config"]
+__all__ = ["EmbeddedServer", "EmbeddedServerError", "ServerSettings", "embedded_config"]
 
 log = logging.getLogger("resonate.embedded")
 
@@ -36,6 +36,69 @@ START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 60.0
 _LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(threadName)s]: %(message)s"
+
+
+class ServerSettings(TypedDict, total=False):
+    """The keyword arguments of EmbeddedServer, for type checkers and editors: the `Config` fields (one per
+    `resonate serve` flag). Addresses also take "host:port", broker lists "a:1,b:2". A setting missing
+    here but present on `Config` is still accepted at run time."""
+
+    log_level: str
+    system_url: str
+    signal_timeout_ms: int
+    promise_batch_size: int
+    schedule_batch_size: int
+    task_batch_size: int
+    api_size: int
+    http_enable: bool
+    http_addr: tuple[str, int] | str
+    http_timeout_ms: int
+    http_auth: dict[str, str]
+    http_cors_allow_origin: list[str] | str
+    http_task_frequency_ms: int
+    grpc_enable: bool
+    grpc_addr: tuple[str, int] | str
+    kafka_enable: bool
+    kafka_brokers: list[str] | str
+    kafka_topic: str
+    kafka_target: str
+    kafka_consumer_group: str
+    kafka_timeout_ms: int
+    kafka_dead_letter_topic: str
+    sqlite_enable: bool
+    sqlite_path: str
+    sqlite_batch_size: int
+    sqlite_synchronous: str
+    sqlite_reset: bool
+    postgres_enable: bool
+    postgres_host: str
+    postgres_port: int
+    postgres_username: str
+    postgres_password: str
+    postgres_database: str
+    postgres_query: dict[str, str]
+    postgres_batch_size: int
+    postgres_workers: int
+    postgres_reset: bool
+    poll_enable: bool
+    poll_auth: dict[str, str]
+    poll_addr: tuple[str, int] | str
+    poll_buffer_size: int
+    poll_max_connections: int
+    poll_ttr_ms: int
+    poll_ttc_ms: int
+    poll_disconnect_after_ms: int
+    http_plugin_enable: bool
+    http_plugin_workers: int
+    http_plugin_timeout_ms: int
+    http_plugin_conn_timeout_ms: int
+    http_plugin_ttr_ms: int
+    http_plugin_ttc_ms: int
+    kafka_plugin_enable: bool
+    kafka_plugin_brokers: list[str] | str
+    kafka_plugin_timeout_ms: int
+    kafka_plugin_ttr_ms: int
+    kafka_plugin_ttc_ms: int
 
 
 class EmbeddedServerError(RuntimeError):
@@ -206,7 +269,8 @@ class EmbeddedServer:
     a 100ms background period, a Kafka topic and target of its own.
     """
 
-    def __init__(self, *, flags: Iterable[str] = (), start_timeout: float = START_TIMEOUT_S, **settings: Any):
+    def __init__(self, *, flags: Iterable[str] = (), start_timeout: float = START_TIMEOUT_S,
+                 **settings: Unpack[ServerSettings]):
         self.config: Config = embedded_config(settings, flags)
         self.start_timeout = start_timeout
         self.app = None  # the resonate.app.Server while running (kernel, loops, store: for advanced tests)
@@ -221,7 +285,7 @@ class EmbeddedServer:
         _every_server.add(self)
 
     @classmethod
-    def from_flags(cls, flags: Iterable[str], **settings: Any) -> "EmbeddedServer":
+    def from_flags(cls, flags: Iterable[str], **settings: Unpack[ServerSettings]) -> "EmbeddedServer":
         """`EmbeddedServer.from_flags(["--api-kafka-enable", "--system-signal-timeout", "10ms"])`."""
         return cls(flags=flags, **settings)
 
@@ -369,6 +433,13 @@ class EmbeddedServer:
     def kafka_target(self) -> str | None:
         """This server's target name: the `target` of the request envelopes it answers."""
         return self.config.kafka_target if self.config.kafka_enable else None
+
+    @property
+    def kafka_dead_letter_topic(self) -> str | None:
+        """Where the Kafka API puts requests it cannot read (None when it is off)."""
+        if not self.config.kafka_enable:
+            return None
+        return self.config.kafka_dead_letter_topic or f"{self.config.kafka_topic}.dlq"
 
     @property
     def kafka_brokers(self) -> list[str]:
