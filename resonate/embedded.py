@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import dataclasses
 import logging
+import os
 import threading
 import time
 import typing
@@ -36,6 +38,10 @@ START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 60.0
 _LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
 _LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(threadName)s]: %(message)s"
+LOG_LINES_KEPT = 10_000  # per server: a long session keeps its latest lines
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+# the server's modules, relative to the package (the SDK's live beside them when both are installed)
+_SERVER_SOURCES = {"app.py", "cli.py", "config.py", "embedded.py", "core", "api", "observability"}
 
 
 class ServerSettings(TypedDict, total=False):
@@ -184,13 +190,24 @@ def _parse_flags(flags: list[str], base: Config) -> Config:
         raise ValueError(str(e.code)) from None
 
 
+def _is_server_record(record: logging.LogRecord) -> bool:
+    """The Resonate Python SDK installs into the same `resonate` package and logs under `resonate.*` too:
+    keep the records that come from the server's own modules."""
+    try:
+        relative = os.path.relpath(record.pathname, _PACKAGE_DIR)
+    except ValueError:  # another drive (Windows)
+        return False
+    return relative.split(os.sep, 1)[0] in _SERVER_SOURCES
+
+
 class _LogBuffer(logging.Handler):
-    """The server's log: every `resonate` record while this server runs, kept for test reports."""
+    """The server's log: the server's `resonate.*` records while this server runs, kept for test reports."""
 
     def __init__(self, level: int):
         super().__init__(level)
         self.setFormatter(logging.Formatter(_LOG_FORMAT))
-        self.records: list[tuple[float, str]] = []
+        self.addFilter(_is_server_record)
+        self.records: collections.deque[tuple[float, str]] = collections.deque(maxlen=LOG_LINES_KEPT)
         self._records_lock = threading.Lock()
 
     def emit(self, record: logging.LogRecord) -> None:

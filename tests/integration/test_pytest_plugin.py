@@ -74,13 +74,15 @@ def test_a_failing_test_gets_the_server_log_in_its_report(run):
 import logging
 
 def test_fails(resonate_fresh_server):
-    logging.getLogger("resonate.user").warning("a line from the server side")
+    logging.getLogger("resonate.stores.remote").warning("an SDK client line, not the server's")
     assert False, "the workflow failed"
 
 def test_passes(resonate_server):
-    logging.getLogger("resonate.user").warning("not reported: this test passes")
+    pass
 ''')
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*resonate server log (http://127.0.0.1:*)*", "*resonate serving*",
-                                 "*a line from the server side*"])
-    assert "not reported: this test passes" not in result.stdout.str()
+                                 "*embedded server ready: http http://127.0.0.1:*"])
+    report = result.stdout.str()
+    assert report.count("resonate server log (") == 1  # the passing test gets none
+    assert "an SDK client line" not in report.split("resonate server log (")[1].split("short test summary")[0]
