@@ -133,6 +133,9 @@ def _coerce(name: str, kind: Any, value: Any) -> Any:
     elif origin is str:
         if isinstance(value, str):
             return value
+    elif origin is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
     elif origin is tuple:  # an address
         if isinstance(value, str):
             try:
@@ -466,7 +469,7 @@ class EmbeddedServer:
     def run_background(self, timeout: float = 10.0) -> None:
         """Runs every background pass now (promise and task timeouts, schedules, task delivery, lock
         expiry), each until its backlog is clear, then waits for the messages they produced to be
-        handed to their recipients. Blocking: from async code, `await asyncio.to_thread(...)`."""
+        handed to their recipients. Blocking: from async code, `await server.arun_background()`."""
         app, loop = self.app, self._loop
         if app is None or loop is None:
             raise EmbeddedServerError("the server is not running")
@@ -475,6 +478,10 @@ class EmbeddedServer:
         if app.dispatcher is not None:
             remaining = max(0.0, deadline - time.monotonic())
             asyncio.run_coroutine_threadsafe(app.dispatcher.drain(remaining), loop).result(remaining + 1)
+
+    async def arun_background(self, timeout: float = 10.0) -> None:
+        """`run_background()` for async tests: the caller's event loop keeps running meanwhile."""
+        await asyncio.to_thread(self.run_background, timeout)
 
     def log_text(self, since: float = 0.0) -> str:
         """The server's log (records of the `resonate` loggers while it ran), from `since` (epoch s)."""

@@ -104,6 +104,7 @@ def test_runs_inside_a_running_event_loop():
             assert server.grpc_target is None
             async with httpx.AsyncClient(base_url=server.http_url) as client:
                 created = await client.post("/promises", json={"id": "in-loop", "timeout": now_ms() + HOUR_MS})
+                await server.arun_background()
                 read = await client.get("/promises/in-loop")
             return created.status_code, read.json()["state"]
 
