@@ -63,6 +63,14 @@ class Server:
                     found[f"{kind}:{name}"] = address
         return found
 
+    @property
+    def bound(self) -> dict[str, tuple[str, int]]:
+        """Bound address by part name ("http", "grpc", "poll"), for an embedding caller."""
+        found = {}
+        for key, address in self.addresses().items():
+            found.setdefault(key.split(":", 1)[1], address)  # transports first: a listener's own name wins
+        return found
+
     def health(self) -> dict[str, bool]:
         status = {}
         for kind, table in (("transport", self.transports), ("sender", self.senders)):
@@ -92,10 +100,20 @@ class Server:
         for name, transport in self.registry.build_transports(services):
             await transport.start()
             self.transports[name] = transport
+        self._name_bound_http_port()
         self.loops.start()
         self._loops_started = True
         log.info("resonate serving: %s", ", ".join(
             f"{name} {self.transports[name].address or ''}".strip() for name in self.transports) or "no transport")
+
+    def _name_bound_http_port(self) -> None:
+        """With the HTTP API on port 0 and no --system-url, task links must name the port actually bound."""
+        http = self.transports.get("http")
+        address = getattr(http, "address", None)
+        if address is None or self.cfg.http_addr[1] != 0 or self.cfg.system_url:
+            return
+        host = "localhost" if address[0] in ("0.0.0.0", "::", "") else address[0]
+        self.kernel.config.system_url = f"http://{f'[{host}]' if ':' in host else host}:{address[1]}"
 
     async def stop(self) -> None:
         """Loops stop; transports refuse new requests and finish those in flight; deliveries under way are
