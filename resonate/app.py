@@ -150,7 +150,10 @@ class Server:
             self._transports.append(GrpcServer(self.kernel, cfg, self.authenticator))
         if cfg.kafka_enable:
             from .api.kafka.server import KafkaServer
-            self._transports.append(KafkaServer(self.kernel, cfg))
+            kafka = KafkaServer(self.kernel, cfg)
+            if self.authenticator.jwt_enabled:  # the envelope's metadata.Authorization, as the reference
+                kafka.pipeline.authenticator = self.authenticator
+            self._transports.append(kafka)
         for transport in self._transports:
             await transport.start()
         self._watch_gauges()

@@ -67,7 +67,7 @@ kafka_records_consumed_total = Counter("resonate_kafka_records_consumed", "reque
 kafka_records_replied_total = Counter("resonate_kafka_records_replied", "replies produced to Kafka",
                                       ["topic"], registry=REGISTRY)
 kafka_records_dead_lettered_total = Counter("resonate_kafka_records_dead_lettered",
-                                            "request records sent to the dead-letter topic", ["topic", "reason"],
+                                            "request records sent to the dead-letter topic", ["topic"],
                                             registry=REGISTRY)
 kafka_records_deduplicated_total = Counter("resonate_kafka_records_deduplicated",
                                            "redelivered requests answered from the stored reply", ["topic"],
@@ -273,9 +273,9 @@ def kafka_replied(topic: str) -> None:
         kafka_records_replied_total.labels(topic).inc()
 
 
-def kafka_dead_lettered(topic: str, reason: str) -> None:
+def kafka_dead_lettered(topic: str) -> None:
     if _enabled:
-        kafka_records_dead_lettered_total.labels(topic, reason).inc()
+        kafka_records_dead_lettered_total.labels(topic).inc()
 
 
 def kafka_deduplicated(topic: str) -> None:
