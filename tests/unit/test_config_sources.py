@@ -377,3 +377,25 @@ def test_flags_added_elsewhere_get_file_and_environment_support(no_file, monkeyp
     ns = parser.parse_args(["serve"])
     apply_sources(sub, ns, "resonate", {})
     assert ns.extra_sasl == "PLAIN"
+
+
+def test_the_operating_guide_examples_load_unchanged(no_file):
+    """docs/operating.md's resonate.yaml and unit file are accepted as written."""
+    import re
+    import shlex
+    from pathlib import Path
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "operating.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", guide, re.S)
+    assert len(blocks) >= 2
+    for i, block in enumerate(blocks):
+        path = no_file / f"example-{i}.yaml"
+        path.write_text(block)
+        load(["serve", "-c", str(path)])
+    main_file = no_file / "example-0.yaml"
+    cfg = load(["serve", "-c", str(main_file)], {"AIO_SUBSYSTEMS_STORE_POSTGRES_CONFIG_PASSWORD": "pw"})
+    assert cfg.postgres_enable and cfg.postgres_password == "pw" and cfg.postgres_query == {"sslmode": "require"}
+    assert cfg.api_auth_public_key == "/etc/resonate/jwt-public.pem" and cfg.poll_ttr_ms == 15_000
+    exec_start = re.search(r"^ExecStart=(.*)$", guide, re.M).group(1)
+    argv = shlex.split(exec_start)[1:]
+    argv[argv.index("--config") + 1] = str(main_file)
+    assert load(argv).log_level == "info"
