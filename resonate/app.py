@@ -94,6 +94,13 @@ class Server:
         self.metrics_port = self._metrics_server[0].server_port
         metrics.enable()
 
+    def _close_metrics(self) -> None:
+        http_server, thread = self._metrics_server
+        self._metrics_server = None
+        http_server.shutdown()  # returns once its loop noticed (at most half a second)
+        http_server.server_close()
+        thread.join(5)
+
     def _watch_gauges(self) -> None:
         """Gauges read at scrape time from the running parts."""
         cfg = self.cfg
@@ -196,11 +203,7 @@ class Server:
             await self.dispatcher.drain(2)
         await asyncio.to_thread(self.kernel.stop)
         if self._metrics_server is not None:
-            http_server, thread = self._metrics_server
-            http_server.shutdown()
-            http_server.server_close()
-            thread.join(5)
-            self._metrics_server = None
+            await asyncio.to_thread(self._close_metrics)
         log.info("resonate stopped")
         self.stopped.set()
 
