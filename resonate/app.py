@@ -149,8 +149,8 @@ class Server:
                                   cors_origins=cfg.http_cors_allow_origin)
             await self._serve_asgi(app, cfg.http_addr, cfg.http_timeout_ms)
         if self.poll is not None:
-            await self._serve_asgi(create_poll_app(self.poll, auth=cfg.poll_auth, cors_origins=cfg.poll_cors_allow_origin),
-                                   cfg.poll_addr, cfg.poll_timeout_ms)
+            poll_app = create_poll_app(self.poll, auth=cfg.poll_auth, cors_origins=cfg.poll_cors_allow_origin)
+            await self._serve_asgi(poll_app, cfg.poll_addr, cfg.poll_timeout_ms)
         if cfg.grpc_enable:
             # unlike the reference, gRPC checks the same credentials (basic and JWT) in its metadata
             from .api.grpc.server import GrpcServer
@@ -176,6 +176,7 @@ class Server:
 
     async def _serve_asgi(self, app, addr: tuple[str, int], timeout_ms: int) -> None:
         config = uvicorn.Config(app, host=addr[0], port=addr[1], log_level="warning", access_log=False,
+                                log_config=None,  # uvicorn logs through our handler, on stdout
                                 lifespan="off", timeout_graceful_shutdown=max(1, timeout_ms // 1000))
         server = _QuietServer(config)
         task = asyncio.create_task(server.serve())

@@ -298,7 +298,8 @@ def apply_sources(parser: argparse.ArgumentParser, ns: argparse.Namespace, confi
             except (argparse.ArgumentTypeError, ValueError, TypeError) as e:
                 detail = f": {e}" if str(e) else f", got {value!r}"
                 raise ConfigError(f"config file {path}: key {name!r}: expected {_kind(action)}{detail}") from None
-    for key, attr, parse in ((SOURCES_KEY, "router_sources", _router_sources), (TARGETS_KEY, "sender_targets", _entries)):
+    for key, attr, parse in ((SOURCES_KEY, "router_sources", _router_sources),
+                             (TARGETS_KEY, "sender_targets", _entries)):
         if key.lower() in file_values:
             name, value = file_values[key.lower()]
             setattr(ns, attr, parse(name, value, path))

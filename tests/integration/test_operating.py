@@ -330,7 +330,8 @@ def test_jwt_on_http_grpc_and_kafka(signing, kafka_broker):
         with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
             stub = promise_pb2_grpc.PromisesStub(channel)
             read = promise_pb2.ReadPromiseRequest(id="team-b/1")
-            cases = [((), grpc.StatusCode.UNAUTHENTICATED), ((("authorization", forged),), grpc.StatusCode.UNAUTHENTICATED),
+            cases = [((), grpc.StatusCode.UNAUTHENTICATED),
+                     ((("authorization", forged),), grpc.StatusCode.UNAUTHENTICATED),
                      ((("authorization", f"Bearer {team}"),), grpc.StatusCode.PERMISSION_DENIED)]
             for metadata, status in cases:
                 with pytest.raises(grpc.RpcError) as e:
