@@ -98,10 +98,6 @@ def serve(host: str, port: int):
     return start_http_server(port, addr=host, registry=REGISTRY)
 
 
-def request_type(operation: str) -> str:
-    return REQUEST_TYPES.get(operation, operation)
-
-
 # -- recording: transports
 
 def api_request(protocol: str, operation: str, code: int, seconds: float) -> None:
@@ -243,12 +239,6 @@ def send(plugin: str, ok: bool, seconds: float) -> None:
     aio_submissions_total.labels("sender", "success").inc()
     aio_submissions_total.labels(f"sender:{plugin}", "success" if ok else "failure").inc()
     aio_duration_seconds.labels("sender").observe(seconds)
-
-
-def routed(count: int = 1) -> None:
-    """Invoke tasks created by the router (the reference's `router` submissions)."""
-    if _enabled:
-        aio_submissions_total.labels("router", "success").inc(count)
 
 
 # -- gauges read when scraped
