@@ -30,6 +30,12 @@ class _QuietServer(uvicorn.Server):
     def capture_signals(self):
         yield
 
+    async def startup(self, sockets=None) -> None:
+        try:
+            await super().startup(sockets=sockets)
+        except SystemExit:  # a bind failure, already logged: end serve() so start-up can report it
+            self.should_exit = True
+
 
 def build_store(cfg: Config) -> Store:
     if cfg.postgres_enable:
@@ -122,8 +128,9 @@ class Server:
         self._start_metrics()
         self.kernel.start()
         self.dispatcher = Dispatcher(self.kernel, loop, targets=build_targets(cfg))
-        self.kernel.on_commit = self.dispatcher.hand_off
-        if not cfg.sender_enable:
+        if cfg.sender_enable:
+            self.kernel.on_commit = self.dispatcher.hand_off
+        else:  # as the reference without its sender subsystem: tasks are created but never sent
             log.info("sender disabled (--aio-sender-enable=false): task messages are not delivered")
         if cfg.poll_enable:
             self.poll = PollPlugin(buffer_size=cfg.poll_buffer_size, max_connections=cfg.poll_max_connections,
@@ -181,8 +188,8 @@ class Server:
         server = _QuietServer(config)
         task = asyncio.create_task(server.serve())
         while not server.started:
-            if task.done():
-                task.result()  # raises the bind error
+            if task.done():  # uvicorn logged the reason (e.g. address already in use)
+                task.result()
                 raise SystemExit(f"resonate: could not listen on {addr[0]}:{addr[1]}")
             await asyncio.sleep(0.01)
         self._uvicorn.append(server)
