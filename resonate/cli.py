@@ -53,20 +53,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_config(argv: list[str] | None = None, environ=None) -> Config:
-    """Command line > environment > config file > defaults, as the reference."""
+def parse(argv: list[str] | None = None) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
     parser = build_parser()
     for sub in parser._resonate_commands.values():  # type: ignore[attr-defined]
         defer_defaults(sub)
-    ns = parser.parse_args(argv)
+    return parser, parser.parse_args(argv)
+
+
+def config_from(parser: argparse.ArgumentParser, ns: argparse.Namespace, environ=None) -> Config:
+    """Command line > environment > config file > defaults, as the reference (`serve` and `dev`)."""
     sub = parser._resonate_commands[ns.command]  # type: ignore[attr-defined]
     apply_sources(sub, ns, CONFIG_NAMES[ns.command], environ)
     base = dev_defaults() if ns.command == "dev" else Config()
     return from_args(ns, base)
 
 
+def load_config(argv: list[str] | None = None, environ=None) -> Config:
+    parser, ns = parse(argv)
+    return config_from(parser, ns, environ)
+
+
 def main(argv: list[str] | None = None) -> None:
-    cfg = load_config(argv)
+    parser, ns = parse(argv)
+    handler = getattr(ns, "handler", None)
+    if ns.command not in CONFIG_NAMES and handler is not None:  # commands other modules add
+        sys.exit(handler(ns))
+    cfg = config_from(parser, ns)
     from .observability.logs import configure_logging
     configure_logging(cfg.log_level, cfg.log_format)
     from .app import Server
