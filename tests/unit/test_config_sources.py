@@ -399,3 +399,11 @@ def test_the_operating_guide_examples_load_unchanged(no_file):
     argv = shlex.split(exec_start)[1:]
     argv[argv.index("--config") + 1] = str(main_file)
     assert load(argv).log_level == "info"
+
+
+def test_router_disabled_creates_no_invoke_tasks(no_file):
+    from resonate.app import build_router, build_targets
+    assert build_router(load(["serve", "--aio-router-enable=false"])).route({"resonate:invoke": "poll://any@g"}) is None
+    cfg = load(["serve"])
+    assert build_router(cfg).route({"resonate:invoke": "poll://any@g"}) == '"poll://any@g"'
+    assert build_targets(cfg)["default"].plugin == "poll"  # the built-in default target stays
