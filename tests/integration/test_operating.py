@@ -278,6 +278,9 @@ def test_metrics_move_with_traffic_on_http_grpc_and_kafka(kafka_broker):
     assert moved("promises_total", state="created") == 3
     assert moved("resonate_kafka_records_consumed_total", topic=topic) == 1
     assert moved("resonate_kafka_records_replied_total", topic=f"{topic}.replies") == 1
+    assert ("resonate_kafka_lag", (("partition", "0"), ("topic", topic))) in after  # caught up: 0
+    assert value(after, "resonate_kafka_lag", topic=topic, partition="0") == 0
+    assert value(after, "resonate_kafka_in_flight") == 0
     assert moved("aio_submissions_total", type="store", status="success") >= 3
     assert moved("resonate_kernel_batch_size_count") >= 3
     assert value(after, "aio_worker_count", type="store:sqlite") >= 1

@@ -214,6 +214,10 @@ class KafkaPipeline:
                 continue
             for tp, records in batches.items():
                 self._accept(tp, records)
+                if records and metrics.enabled():  # the fetch response's high watermark: no broker call
+                    highwater = consumer.highwater(tp)
+                    if highwater is not None:
+                        metrics.kafka_partition_lag(tp.topic, tp.partition, highwater - records[-1].offset - 1)
             self._flow_control()
             if time.monotonic() - self._last_commit >= COMMIT_INTERVAL_S:
                 self._last_commit = time.monotonic()
