@@ -27,6 +27,9 @@ def test_api_needs_credentials_but_ping_does_not(server):
                       auth=("alice", "secret")).status_code == 201
     assert httpx.get(f"{server.url}/promises/auth-1", auth=("bob", "hunter2")).status_code == 200
     assert httpx.get(f"{server.url}/poll/g/x", auth=("nobody", "x")).status_code == 401
+    # refusals are counted as unrouted requests (gin's empty path)
+    scrape = httpx.get(server.metrics_url).text
+    assert 'http_requests_total{method="POST",path="",status="401"} 1.0' in scrape
 
 
 def test_poll_streams_need_their_own_credentials(server):

@@ -12,6 +12,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 
 from ...auth import basic_credentials, basic_ok
+from ...observability import metrics
+from ...observability.logs import log_request
 from .routes import HttpSettings, not_found, starlette_routes
 
 
@@ -29,6 +31,10 @@ class BasicAuth:
             given = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
             if not basic_ok(self.accepted, given):
                 await self.unauthorized(scope, receive, send)
+                # refused before routing: no operation, and gin's empty path label for unrouted requests
+                request_id = dict(scope["headers"]).get(b"request-id", b"").decode("latin-1") or None
+                log_request("http", "", 401, None, 0.0, request_id)
+                metrics.http_request(scope["method"], "", 401, 0.0)
                 return
         await self.app(scope, receive, send)
 
