@@ -21,7 +21,7 @@ LEVELS = [1, 16, 64]
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=2000, help="requests per operation and level")
-    parser.add_argument("--only", default="http,grpc,kafka,postgres,startup")
+    parser.add_argument("--only", default="http,grpc,metrics,kafka,postgres,startup")
     args = parser.parse_args()
     parts = set(args.only.split(","))
     n = args.requests
@@ -49,6 +49,9 @@ def main() -> None:
     if "startup" in parts:
         from bench.startup_bench import main as startup_main
         startup_main()
+    if "metrics" in parts:
+        from bench.metrics_bench import main as metrics_main
+        metrics_main(["--requests", str(n)])
     if "kafka" in parts:
         try:
             from bench.kafka_bench import main as kafka_main

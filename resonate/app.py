@@ -8,12 +8,15 @@ import logging
 import signal
 from typing import Any
 
-from .config import Config
-from .core.delivery import Dispatcher
+from .auth import Authenticator
+from .config import Config, parse_addr
+from .core.delivery import DEFAULT_TARGETS, Destination, Dispatcher
 from .core.kernel import Kernel
 from .core.loops import BackgroundLoops, LoopConfig
 from .core.operations import CoreConfig
+from .core.router import Router, TagSource
 from .core.store.base import Store
+from .observability import metrics
 from .plugins import Registry, Sender, Services, Transport, close_component, start_component
 
 log = logging.getLogger("resonate")
@@ -29,6 +32,32 @@ def build_store(cfg: Config) -> Store:
     return SqliteStore(cfg.sqlite_path, synchronous=cfg.sqlite_synchronous, reset=cfg.sqlite_reset)
 
 
+class _NoRouting:
+    """--aio-router-enable=false: promises never get invoke tasks."""
+
+    def route(self, tags: dict[str, str]) -> None:
+        return None
+
+
+def build_router(cfg: Config):
+    """The config file's `aio.subsystems.router.config.sources` (tag sources, in order)."""
+    if not cfg.router_enable:
+        return _NoRouting()
+    return Router([TagSource(s["name"], s["data"]["key"]) for s in cfg.router_sources])
+
+
+def build_targets(cfg: Config) -> dict[str, Destination]:
+    """The config file's `aio.subsystems.sender.config.targets`; one named `default` replaces the built-in."""
+    targets = dict(DEFAULT_TARGETS)
+    for target in cfg.sender_targets:
+        targets[target["name"]] = Destination(target["type"], target["data"])
+    return targets
+
+
+def _show(address) -> str:
+    return f"{address[0]}:{address[1]}" if address else "on"
+
+
 class Server:
     """Start order: kernel, dispatcher, senders, transports, background loops; `stop` reverses it."""
 
@@ -37,8 +66,9 @@ class Server:
         self.registry = registry if registry is not None else Registry.default()
         self.store = build_store(cfg)
         batch = cfg.postgres_batch_size if cfg.postgres_enable else cfg.sqlite_batch_size
-        self.kernel = Kernel(self.store, CoreConfig(system_url=cfg.base_url), batch_size=batch,
-                             queue_limit=cfg.api_size)
+        self.authenticator = Authenticator.from_config(cfg)  # fails start-up on an unreadable key
+        self.kernel = Kernel(self.store, CoreConfig(system_url=cfg.base_url, router=build_router(cfg)),
+                             batch_size=batch, queue_limit=cfg.api_size)
         self.loops = BackgroundLoops(self.kernel, LoopConfig(
             period_s=cfg.signal_timeout_ms / 1000, promise_batch_size=cfg.promise_batch_size,
             schedule_batch_size=cfg.schedule_batch_size, task_batch_size=cfg.task_batch_size))
@@ -47,6 +77,8 @@ class Server:
         self.transports: dict[str, Transport] = {}
         self._kernel_started = False
         self._loops_started = False
+        self._metrics_server = None  # (http server, thread) of --metrics-addr
+        self.metrics_port: int | None = None
 
     @property
     def poll(self):
@@ -79,6 +111,41 @@ class Server:
                 status[f"{kind}:{name}"] = bool(check()) if check is not None else True
         return status
 
+    def _start_metrics(self) -> None:
+        cfg = self.cfg
+        if not cfg.metrics_addr:
+            return
+        host, port = parse_addr(cfg.metrics_addr)
+        try:
+            self._metrics_server = metrics.serve(host, port)
+        except OSError as e:
+            raise SystemExit(f"resonate: could not listen for metrics on {cfg.metrics_addr}: {e.strerror or e}") \
+                from None
+        self.metrics_port = self._metrics_server[0].server_port
+        metrics.enable()
+
+    def _close_metrics(self) -> None:
+        http_server, thread = self._metrics_server
+        self._metrics_server = None
+        http_server.shutdown()  # returns once its loop noticed (at most half a second)
+        http_server.server_close()
+        thread.join(5)
+
+    def _watch_gauges(self) -> None:
+        """Gauges read at scrape time from the running parts."""
+        cfg = self.cfg
+        if self._metrics_server is None:
+            return
+        metrics.watch(metrics.kernel_queue_depth, lambda: self.kernel._pending)
+        store_kind = "store:postgres" if cfg.postgres_enable else "store:sqlite"
+        metrics.watch(metrics.aio_worker_count.labels(store_kind), self.store.writers)
+        if self.poll is not None:
+            poll = self.poll
+            metrics.watch(metrics.poll_connections, lambda: poll.connection_count)
+            metrics.watch(metrics.aio_plugin_connections.labels("sender:poll"), lambda: poll.connection_count)
+        if cfg.http_plugin_enable:
+            metrics.aio_worker_count.labels("sender:http").set(cfg.http_plugin_workers)
+
     async def start(self) -> None:
         """Starts everything; when one part fails to start, what was started is closed again."""
         try:
@@ -88,11 +155,16 @@ class Server:
             raise
 
     async def _start(self) -> None:
+        cfg = self.cfg
+        self._start_metrics()
         self.kernel.start()
         self._kernel_started = True
-        self.dispatcher = Dispatcher(self.kernel, asyncio.get_running_loop())
-        self.kernel.on_commit = self.dispatcher.hand_off
-        services = Services(cfg=self.cfg, kernel=self.kernel, senders=self.senders)
+        self.dispatcher = Dispatcher(self.kernel, asyncio.get_running_loop(), targets=build_targets(cfg))
+        if cfg.sender_enable:
+            self.kernel.on_commit = self.dispatcher.hand_off
+        else:  # as the reference without its sender subsystem: tasks are created but never sent
+            log.info("sender disabled (--aio-sender-enable=false): task messages are not delivered")
+        services = Services(cfg=cfg, kernel=self.kernel, senders=self.senders, authenticator=self.authenticator)
         for name, sender in self.registry.build_senders(services):
             await start_component(sender)
             self.senders[name] = sender
@@ -101,10 +173,16 @@ class Server:
             await transport.start()
             self.transports[name] = transport
         self._name_bound_http_port()
+        self._watch_gauges()
         self.loops.start()
         self._loops_started = True
-        log.info("resonate serving: %s", ", ".join(
-            f"{name} {self.transports[name].address or ''}".strip() for name in self.transports) or "no transport")
+        log.info("resonate serving", extra={"fields": {
+            **{name: _show(t.address) for name, t in self.transports.items()},
+            **{f"sender:{name}": _show(getattr(s, "address", None)) for name, s in self.senders.items()},
+            "metrics": cfg.metrics_addr or "off",
+            "store": "postgres" if cfg.postgres_enable else f"sqlite:{cfg.sqlite_path}",
+            "auth": ",".join(a for a, on in (("basic", bool(cfg.http_auth)),
+                                             ("jwt", self.authenticator.jwt_enabled)) if on) or "none"}})
 
     def _name_bound_http_port(self) -> None:
         """With the HTTP API on port 0 and no --system-url, task links must name the port actually bound."""
@@ -138,6 +216,9 @@ class Server:
         if self._kernel_started:
             await asyncio.to_thread(self.kernel.stop)
             self._kernel_started = False
+        if self._metrics_server is not None:
+            await asyncio.to_thread(self._close_metrics)
+        log.info("resonate stopped")
 
     async def run_until_signal(self) -> None:
         await self.start()

@@ -117,6 +117,7 @@ def embedded_defaults() -> dict[str, Any]:
     suffix = uuid.uuid4().hex[:12]
     return {"http_addr": LOOPBACK_ANY_PORT, "grpc_addr": LOOPBACK_ANY_PORT, "poll_addr": LOOPBACK_ANY_PORT,
             "sqlite_path": ":memory:", "signal_timeout_ms": TEST_SIGNAL_TIMEOUT_MS,
+            "metrics_addr": "",  # no metrics endpoint unless asked for (e.g. "127.0.0.1:0")
             "postgres_query": {"sslmode": "disable"},
             "kafka_topic": f"resonate-embedded-{suffix}", "kafka_target": f"resonate.embedded.{suffix}"}
 

@@ -74,6 +74,7 @@ class Services:
     cfg: Any
     kernel: Any
     senders: dict[str, Sender] = field(default_factory=dict)
+    authenticator: Any = None  # resonate.auth.Authenticator: credentials every transport checks
 
 
 TransportFactory = Callable[[Services], "Transport | None"]
@@ -190,16 +191,17 @@ def build_grpc_transport(services: Services):
     cfg = services.cfg
     if not cfg.grpc_enable:
         return None
-    if cfg.http_auth:
-        # gRPC has no credentials check: serving it would bypass the API's basic auth (as the reference)
-        log.warning("--api-http-auth is set: the gRPC API is not started")
-        return None
+    # unlike the reference, gRPC checks the same credentials (basic and JWT) in its metadata
     from .api.grpc.server import GrpcServer
-    return GrpcServer(services.kernel, cfg)
+    return GrpcServer(services.kernel, cfg, services.authenticator)
 
 
 def build_kafka_transport(services: Services):
     if not services.cfg.kafka_enable:
         return None
     from .api.kafka.server import KafkaServer
-    return KafkaServer(services.kernel, services.cfg)
+    kafka = KafkaServer(services.kernel, services.cfg)
+    authenticator = services.authenticator
+    if authenticator is not None and authenticator.jwt_enabled:  # the envelope's metadata.Authorization
+        kafka.pipeline.authenticator = authenticator
+    return kafka

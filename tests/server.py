@@ -22,6 +22,7 @@ class ServerProcess:
                  command: str = "serve"):
         self.http_port = free_port()
         self.poll_port = free_port()
+        self.metrics_port = free_port()  # never the default :9090, which parallel servers would share
         self.grpc_port = free_port() if grpc else None
         self._tmp = tempfile.mkdtemp(prefix="resonate-test-")
         self.db_path = db_path or os.path.join(self._tmp, "resonate.db")
@@ -38,13 +39,18 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.http_port}"
 
     @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+    @property
     def poll_url(self) -> str:
         return f"http://127.0.0.1:{self.poll_port}"
 
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "resonate.cli", self.subcommand,
                "--api-http-addr", f"127.0.0.1:{self.http_port}",
-               "--aio-sender-plugin-poll-addr", f"127.0.0.1:{self.poll_port}",
+               "--aio-poll-addr", f"127.0.0.1:{self.poll_port}",
+               "--metrics-addr", f"127.0.0.1:{self.metrics_port}",
                "--system-url", self.url]
         if self.grpc_port:
             cmd += ["--api-grpc-addr", f"127.0.0.1:{self.grpc_port}"]

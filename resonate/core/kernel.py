@@ -21,6 +21,7 @@ from .background import BACKGROUND_EXECUTORS
 from .codes import ApiError, ErrorKind, invalid, server_error
 from .operations import EXECUTORS, Context, CoreConfig, Outgoing, Result, Retry, render
 from .store.base import RejectedValue, RetryableStoreError, Store
+from ..observability import metrics
 
 log = logging.getLogger("resonate.kernel")
 
@@ -188,6 +189,7 @@ class Kernel:
             return
         outcomes: list[tuple[bool, Any]] = []
         outgoing: list[Outgoing] = []
+        started, committed = time.perf_counter(), False
         for attempt in range(MAX_RETRIES):
             now = self.clock()
             outcomes, outgoing = [], []
@@ -197,6 +199,7 @@ class Kernel:
                     outcomes.append(self._run_one(conn, item, now, outgoing))
                 conn.commit()
                 self.batches += 1
+                committed = True
                 break
             except RetryableStoreError as e:
                 conn.rollback()
@@ -214,6 +217,9 @@ class Kernel:
         else:
             outcomes = [(False, server_error(50004, "the store stayed busy; try again"))] * len(batch)
             outgoing = []
+        if metrics.enabled():
+            metrics.kernel_batch([(i.request, ok, v) for i, (ok, v) in zip(batch, outcomes)], len(batch),
+                                 time.perf_counter() - started, ok=committed)
         for item, (ok, value) in zip(batch, outcomes):
             if item.counted:
                 with self._pending_lock:

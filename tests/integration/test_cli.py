@@ -21,7 +21,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 def test_help_lists_reference_flags():
     out = run_cli("serve", "--help")
     assert out.returncode == 0
-    for flag in ("--api-http-addr", "--aio-store-sqlite-path", "--aio-sender-plugin-poll-addr",
+    for flag in ("--api-http-addr", "--aio-store-sqlite-path", "--aio-poll-addr",
                  "--system-signal-timeout", "--api-grpc-enable", "--api-kafka-enable", "--api-kafka-topic"):
         assert flag in out.stdout
 
@@ -46,7 +46,7 @@ def test_port_in_use_is_reported():
     first = ServerProcess().start()
     try:
         out = run_cli("serve", "--api-http-addr", f"127.0.0.1:{first.http_port}", "--api-grpc-enable=false",
-                      "--aio-store-sqlite-path", ":memory:", "--aio-sender-plugin-poll-enable=false")
+                      "--aio-store-sqlite-path", ":memory:", "--aio-poll-enable=false", "--metrics-addr", "")
         assert out.returncode != 0
         assert "could not listen" in out.stderr or "address already in use" in out.stderr.lower()
     finally:

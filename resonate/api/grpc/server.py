@@ -18,6 +18,8 @@ from google.protobuf.message import DecodeError
 from ...core.codes import (INTERNAL_ERROR, INVALID, SHUTTING_DOWN, STATUS_TEXT, TASK_PRECONDITION_FAILED, UNAUTHORIZED,
                            ApiError, invalid, server_error)
 from ...core.operations import decode
+from ...observability import metrics
+from ...observability.requests import finished
 from .mapping import RPCS, Rpc
 
 log = logging.getLogger("resonate.grpc")
@@ -84,24 +86,44 @@ class _Drain:
         return False
 
 
-def _handler(rpc: Rpc, kernel, drain: _Drain):
+def _authorization(context: grpc.aio.ServicerContext) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization":
+            return value if isinstance(value, str) else value.decode("latin-1")
+    return None
+
+
+def _handler(rpc: Rpc, kernel, drain: _Drain, authenticator=None):
     async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
         try:
             drain.enter()
         except ApiError as e:
             await context.abort(grpc_status(e.code), error_message(e), trailing_metadata=((CODE_TRAILER, str(e.code)),))
+        started = time.perf_counter()
+        outcome = {"code": 50000, "request_id": None}
         try:
-            return await run_call(raw, context)
+            with metrics.InFlight("grpc", rpc.operation):
+                return await run_call(raw, context, outcome)
         finally:
             drain.leave()
+            finished("grpc", rpc.operation, outcome["code"], time.perf_counter() - started, outcome["request_id"],
+                     status=grpc_status(outcome["code"]).value[0] if outcome["code"] >= 40000 else 0)
 
-    async def run_call(raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    async def run_call(raw: bytes, context: grpc.aio.ServicerContext, outcome: dict) -> bytes:
         try:
+            authorization = _authorization(context) if authenticator is not None else None
+            if authenticator is not None and not authenticator.check_basic(authorization):
+                raise server_error(40100, "invalid basic auth credentials")
             try:
                 message = rpc.request.FromString(raw)
             except DecodeError:
                 raise invalid(f"the request is not a valid {rpc.request.DESCRIPTOR.full_name} message") from None
+            outcome["request_id"] = getattr(message, "requestId", None) or None
             request = decode(rpc.operation, rpc.fields(message))
+            if authenticator is not None:
+                denied = authenticator.check_jwt(authorization, request)
+                if denied is not None:
+                    raise denied
             # shielded: a client that cancels or times out does not cancel the operation, which runs to
             # completion as in the reference, and the kernel's future is never cancelled under it
             result = await asyncio.shield(asyncio.wrap_future(kernel.submit(request)))
@@ -112,9 +134,11 @@ def _handler(rpc: Rpc, kernel, drain: _Drain):
             log.exception("%s failed", rpc.path)
             error = server_error(INTERNAL_ERROR, f"{type(e).__name__}: {e}")
         else:
+            outcome["code"] = result.code
             _give_up_if_caller_left(context)
             context.set_trailing_metadata(((CODE_TRAILER, str(result.code)),))
             return reply
+        outcome["code"] = error.code
         _give_up_if_caller_left(context)
         await context.abort(grpc_status(error.code), error_message(error),
                             trailing_metadata=((CODE_TRAILER, str(error.code)),))
@@ -122,21 +146,22 @@ def _handler(rpc: Rpc, kernel, drain: _Drain):
     return handle
 
 
-def generic_handlers(kernel, drain: _Drain) -> list[grpc.GenericRpcHandler]:
+def generic_handlers(kernel, drain: _Drain, authenticator=None) -> list[grpc.GenericRpcHandler]:
     """One generic handler per service; request and response stay raw bytes so bad bytes get a clean 40000."""
     services: dict[str, dict[str, grpc.RpcMethodHandler]] = {}
     for rpc in RPCS:
         services.setdefault(rpc.service, {})[rpc.method] = grpc.unary_unary_rpc_method_handler(
-            _handler(rpc, kernel, drain))
+            _handler(rpc, kernel, drain, authenticator))
     return [grpc.method_handlers_generic_handler(service, methods) for service, methods in services.items()]
 
 
 class GrpcServer:
     name = "grpc"
 
-    def __init__(self, kernel, cfg):
+    def __init__(self, kernel, cfg, authenticator=None):
         self.kernel = kernel
         self.cfg = cfg
+        self.authenticator = authenticator if authenticator is not None and authenticator.enabled else None
         self.port: int | None = None  # the bound port (useful when cfg asks for port 0)
         self._server: grpc.aio.Server | None = None
         self._drain = _Drain()
@@ -145,7 +170,7 @@ class GrpcServer:
         host, port = self.cfg.grpc_addr
         server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                                           ("grpc.so_reuseport", 0)])
-        server.add_generic_rpc_handlers(generic_handlers(self.kernel, self._drain))
+        server.add_generic_rpc_handlers(generic_handlers(self.kernel, self._drain, self.authenticator))
         target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
             self.port = server.add_insecure_port(target)

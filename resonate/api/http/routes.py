@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -19,6 +21,8 @@ from ...core import gojson
 from ...core.codes import NO_CONTENT, ApiError, invalid
 from ...core.operations import decode, render
 from ...core.requests import Text
+from ...observability import metrics
+from ...observability.requests import finished
 
 VERSION = "0.8.2"
 JSON_TYPE = "application/json; charset=utf-8"
@@ -44,6 +48,7 @@ class HttpRoute:
 @dataclass
 class HttpSettings:
     task_frequency_ms: int = 60_000
+    authenticator: object = None  # resonate.auth.Authenticator when JWT is on; checked on the decoded request
 
 
 def _id(params, _):
@@ -138,8 +143,25 @@ def error_response(error: ApiError) -> Response:
     return json_response(error.code, {"error": error.to_json()})
 
 
+def metric_path(path: str) -> str:
+    """A route template in the reference's (gin) spelling: `/promises/{id:path}` -> `/promises/*id`."""
+    return re.sub(r"\{(\w+)(:path)?\}", lambda m: ("*" if m.group(2) else ":") + m.group(1), path)
+
+
 def make_handler(route: HttpRoute, kernel, settings: HttpSettings):
+    path_label = metric_path(route.path)
+
     async def handler(request: Request) -> Response:
+        started = time.perf_counter()
+        with metrics.InFlight("http", route.operation):
+            response, code = await respond(request)
+        seconds = time.perf_counter() - started
+        finished("http", route.operation, code, seconds, request.headers.get("request-id"),
+                 status=response.status_code)
+        metrics.http_request(route.method, path_label, response.status_code, seconds)
+        return response
+
+    async def respond(request: Request) -> tuple[Response, int]:
         try:
             if route.body:
                 body = parse_body(await request.body())
@@ -160,14 +182,20 @@ def make_handler(route: HttpRoute, kernel, settings: HttpSettings):
                 if route.path_fields is not None:
                     fields.update(route.path_fields(request.path_params, settings))
             core_request = decode(route.operation, fields)
+            authenticator = settings.authenticator
+            if authenticator is not None:
+                denied = authenticator.check_jwt(request.headers.get("authorization"), core_request)
+                if denied is not None:
+                    raise denied
             result = await asyncio.wrap_future(kernel.submit(core_request))
         except ApiError as e:
-            return error_response(e)
+            return error_response(e), e.code
         if route.empty_body:
-            return Response(status_code=result.code // 100, headers={"resonate-version": VERSION})
+            return Response(status_code=result.code // 100, headers={"resonate-version": VERSION}), result.code
         if result.code == NO_CONTENT:
-            return Response(status_code=204, headers={"content-type": JSON_TYPE, "resonate-version": VERSION})
-        return json_response(result.code, render(result.body))
+            return (Response(status_code=204, headers={"content-type": JSON_TYPE, "resonate-version": VERSION}),
+                    result.code)
+        return json_response(result.code, render(result.body)), result.code
 
     return handler
 

@@ -1,8 +1,6 @@
 """The FastAPI application for the HTTP API, and the poll plugin's event-stream application."""
 from __future__ import annotations
 
-import base64
-import hmac
 import json
 from importlib import resources
 
@@ -13,22 +11,30 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from ...auth import basic_credentials, basic_ok
+from ...observability import metrics
+from ...observability.logs import log_request
 from .routes import HttpSettings, not_found, starlette_routes
+
 
 class BasicAuth:
     """HTTP basic auth over every route but `exempt` ones (ASGI middleware, so streams pass untouched)."""
 
     def __init__(self, app, users: dict[str, str], unauthorized, exempt: frozenset = frozenset()):
         self.app = app
-        self.accepted = {"Basic " + base64.b64encode(f"{u}:{p}".encode()).decode() for u, p in users.items()}
+        self.accepted = basic_credentials(users)
         self.unauthorized = unauthorized
         self.exempt = exempt
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and scope["path"] not in self.exempt:
             given = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
-            if not any(hmac.compare_digest(given, ok) for ok in self.accepted):
+            if not basic_ok(self.accepted, given):
                 await self.unauthorized(scope, receive, send)
+                # refused before routing: no operation, and gin's empty path label for unrouted requests
+                request_id = dict(scope["headers"]).get(b"request-id", b"").decode("latin-1") or None
+                log_request("http", "", 401, None, 0.0, request_id)
+                metrics.http_request(scope["method"], "", 401, 0.0)
                 return
         await self.app(scope, receive, send)
 
@@ -65,10 +71,12 @@ async def _method_not_allowed(request: Request) -> Response:
     return PlainTextResponse("method not allowed", status_code=405)
 
 
-def create_poll_app(poll, auth: dict[str, str] | None = None) -> FastAPI:
+def create_poll_app(poll, auth: dict[str, str] | None = None, cors_origins: list[str] | None = None) -> FastAPI:
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     if auth:
         app.add_middleware(BasicAuth, users=auth, unauthorized=POLL_UNAUTHORIZED)
+    if cors_origins:  # outermost, so preflights are answered before credentials are asked for
+        app.add_middleware(CORSMiddleware, allow_origins=cors_origins, allow_methods=["GET", "OPTIONS"])
     app.router.routes.append(Route("/{rest:path}", poll_endpoint(poll), methods=["GET"]))
     app.router.routes.append(Route("/{rest:path}", _method_not_allowed,
                                    methods=["POST", "PUT", "PATCH", "DELETE"]))

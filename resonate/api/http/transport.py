@@ -42,6 +42,7 @@ class AsgiServer:
             raise SystemExit(f"resonate: could not listen on {host}:{port}: {e.strerror or e}") from None
         self.address = tuple(sock.getsockname()[:2])
         config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off",
+                                log_config=None,  # uvicorn logs through our handler, on stdout
                                 timeout_graceful_shutdown=max(1, round(self.grace_s)))
         server = _QuietServer(config)
         task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -89,12 +90,13 @@ class HttpTransport(_Served):
 
     name = "http"
 
-    def __init__(self, kernel, cfg, poll: PollPlugin | None = None):
+    def __init__(self, kernel, cfg, poll: PollPlugin | None = None, authenticator=None):
         from .routes import HttpSettings
         from .server import create_http_app
         self.poll = poll
-        app = create_http_app(kernel, HttpSettings(task_frequency_ms=cfg.http_task_frequency_ms), poll=poll,
-                              auth=cfg.http_auth, cors_origins=cfg.http_cors_allow_origin)
+        jwt = authenticator if authenticator is not None and authenticator.jwt_enabled else None
+        settings = HttpSettings(task_frequency_ms=cfg.http_task_frequency_ms, authenticator=jwt)
+        app = create_http_app(kernel, settings, poll=poll, auth=cfg.http_auth, cors_origins=cfg.http_cors_allow_origin)
         self._server = AsgiServer(app, cfg.http_addr, cfg.http_timeout_ms / 1000)
 
     async def stop(self) -> None:
@@ -113,7 +115,8 @@ class PollSender(PollPlugin, _Served):
         super().__init__(buffer_size=cfg.poll_buffer_size, max_connections=cfg.poll_max_connections,
                          ttr_ms=cfg.poll_ttr_ms, ttc_ms=cfg.poll_ttc_ms,
                          disconnect_after_s=cfg.poll_disconnect_after_ms / 1000)
-        self._server = AsgiServer(create_poll_app(self, auth=cfg.poll_auth), cfg.poll_addr, cfg.http_timeout_ms / 1000)
+        app = create_poll_app(self, auth=cfg.poll_auth, cors_origins=cfg.poll_cors_allow_origin)
+        self._server = AsgiServer(app, cfg.poll_addr, cfg.poll_timeout_ms / 1000)
 
     async def close(self) -> None:
         self.close_all()
@@ -123,7 +126,8 @@ class PollSender(PollPlugin, _Served):
 def build_http_transport(services):
     if not services.cfg.http_enable:
         return None
-    return HttpTransport(services.kernel, services.cfg, poll=services.senders.get("poll"))
+    return HttpTransport(services.kernel, services.cfg, poll=services.senders.get("poll"),
+                         authenticator=services.authenticator)
 
 
 def build_poll_sender(services):

@@ -28,6 +28,8 @@ from ...core.codes import ApiError
 from ...core.operations import decode, render
 from ...core.requests import Fields
 from ...core.delivery.kafka import Crc32Partitioner
+from ...observability import metrics
+from ...observability.requests import future_finished
 from .envelope import (Envelope, EnvelopeError, ReplyTo, Undecodable, error_json, load_json,
                        parse_envelope, parse_reply_to, peek_target, reply_value)
 from .operations import OPERATIONS, canonical_fields
@@ -112,6 +114,7 @@ class KafkaPipeline:
         self.kernel = kernel
         self.s = settings
         self.stats = Stats()
+        self.authenticator = None  # resonate.auth.Authenticator: JWT from the envelope's metadata.Authorization
         self._lock = threading.Lock()
         self._parts: dict[Any, PartitionWork] = {}
         self._events: queue.SimpleQueue = queue.SimpleQueue()
@@ -211,6 +214,10 @@ class KafkaPipeline:
                 continue
             for tp, records in batches.items():
                 self._accept(tp, records)
+                if records and metrics.enabled():  # the fetch response's high watermark: no broker call
+                    highwater = consumer.highwater(tp)
+                    if highwater is not None:
+                        metrics.kafka_partition_lag(tp.topic, tp.partition, highwater - records[-1].offset - 1)
             self._flow_control()
             if time.monotonic() - self._last_commit >= COMMIT_INTERVAL_S:
                 self._last_commit = time.monotonic()
@@ -379,6 +386,7 @@ class KafkaPipeline:
 
     def _handle(self, work: PartitionWork, slot: Slot) -> None:
         record = slot.record
+        metrics.kafka_consumed(record.topic)
         try:
             doc = load_json(record.value)
             target = peek_target(doc)
@@ -402,11 +410,17 @@ class KafkaPipeline:
             if not env.has_payload:
                 raise EnvelopeError("the field payload is required")
             request = decode(env.operation, canonical_fields(env.operation, env.payload, env.metadata))
+            if self.authenticator is not None:
+                denied = self.authenticator.check_jwt(
+                    env.metadata.get("authorization") or env.metadata.get("Authorization"), request)
+                if denied is not None:
+                    raise denied
         except (EnvelopeError, ApiError) as e:
             correlation_id = doc_correlation_id(doc)
             operation = doc_operation(doc)
             return self._reply(work, slot, reply_to, correlation_id, operation, error=error_json(e))
         future = self.kernel.submit(request, dedup_key=f"kafka:{self.s.target}:{env.correlation_id}")
+        future_finished("kafka", env.operation, future, env.correlation_id)
         future.add_done_callback(lambda f: self._events.put(lambda: self._on_result(work, slot, env, f)))
 
     def _on_result(self, work: PartitionWork, slot: Slot, env: Envelope, future: Future) -> None:
@@ -427,6 +441,7 @@ class KafkaPipeline:
         def settled(ok: bool) -> None:
             if ok:
                 self.stats.replied += 1
+                metrics.kafka_replied(reply_to.topic)
             else:
                 self.stats.reply_failures += 1
             self._finish(work, record.offset)
@@ -444,6 +459,7 @@ class KafkaPipeline:
         def settled(ok: bool) -> None:
             if ok:
                 self.stats.dead_lettered += 1
+                metrics.kafka_dead_lettered(record.topic)
             else:
                 self.stats.dead_letter_failures += 1
             self._finish(work, record.offset)

@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
+from ...observability import metrics
 from ..background import RecordSendOutcomes, SendOutcome
 from ..operations import Outgoing
 
@@ -124,8 +126,11 @@ class Dispatcher:
     async def _send(self, message: Outgoing) -> None:
         retry_after = SEND_ERROR_RETRY_MS
         delivered = False
+        started = time.perf_counter()
+        plugin_name = "unknown"
         try:
             destination = resolve(message.recv, self.targets)
+            plugin_name = destination.plugin
             plugin = self.plugins.get(destination.plugin)
             if plugin is None:
                 raise SendError(f"unknown plugin {destination.plugin}")
@@ -135,6 +140,7 @@ class Dispatcher:
             log.warning("task %s not sent: %s", message.task_id, e)
         except Exception:
             log.exception("task %s: plugin failed", message.task_id)
+        metrics.send(plugin_name, delivered, time.perf_counter() - started)
         if delivered:
             self.sent += 1
         else:

@@ -1,0 +1,285 @@
+"""Prometheus metrics: the reference v0.8.2's families (same names, types and labels where we have a
+counterpart) plus ours for what the reference cannot show (kernel batches, background passes, Kafka).
+
+Every recording function is a no-op until `enable()` (the composition root calls it when
+--metrics-addr is set), so a server without metrics pays one boolean test per call.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector,
+                               disable_created_metrics, start_http_server)
+
+disable_created_metrics()  # the reference exposes no *_created series
+REGISTRY = CollectorRegistry(auto_describe=True)
+ProcessCollector(registry=REGISTRY)  # process_cpu_seconds_total, process_resident_memory_bytes, ... as Go's
+GO_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)  # prometheus/client_golang DefBuckets
+_enabled = False
+
+# core operation -> the reference's request type label
+REQUEST_TYPES = {
+    "promises.read": "ReadPromise", "promises.search": "SearchPromises", "promises.create": "CreatePromise",
+    "promises.createtask": "CreatePromiseAndTask", "promises.complete": "CompletePromise",
+    "promises.callback": "CreateCallback", "promises.subscribe": "CreateSubscription",
+    "schedules.read": "ReadSchedule", "schedules.search": "SearchSchedules", "schedules.create": "CreateSchedule",
+    "schedules.delete": "DeleteSchedule", "locks.acquire": "AcquireLock", "locks.release": "ReleaseLock",
+    "locks.heartbeat": "HeartbeatLocks", "tasks.claim": "ClaimTask", "tasks.complete": "CompleteTask",
+    "tasks.drop": "DropTask", "tasks.heartbeat": "HeartbeatTasks",
+}
+
+# -- the reference's families
+api_requests_total = Counter("api_requests", "total number of api requests", ["type", "protocol", "status"],
+                             registry=REGISTRY)
+api_requests_in_flight = Gauge("api_requests_in_flight", "number of in flight api requests", ["type", "protocol"],
+                               registry=REGISTRY)
+api_duration_seconds = Histogram("api_duration_seconds", "duration of api requests in seconds", ["type", "protocol"],
+                                 buckets=GO_BUCKETS, registry=REGISTRY)
+http_requests_total = Counter("http_requests", "count of http requests", ["method", "path", "status"],
+                              registry=REGISTRY)
+http_requests_duration_seconds = Histogram("http_requests_duration_seconds", "duration of http requests in seconds",
+                                           ["method", "path"], buckets=GO_BUCKETS, registry=REGISTRY)
+promises_total = Counter("promises", "count of promises", ["state"], registry=REGISTRY)
+tasks_total = Counter("tasks", "count of tasks", ["state"], registry=REGISTRY)
+schedules_total = Counter("schedules", "count of schedules", ["state"], registry=REGISTRY)
+aio_submissions_total = Counter("aio_submissions", "total number of aio submissions", ["type", "status"],
+                                registry=REGISTRY)
+aio_submissions_in_flight = Gauge("aio_submissions_in_flight", "number of in flight aio submissions", ["type"],
+                                  registry=REGISTRY)
+aio_duration_seconds = Histogram("aio_duration_seconds", "duration of aio submissions in seconds", ["type"],
+                                 buckets=GO_BUCKETS, registry=REGISTRY)
+aio_worker_count = Gauge("aio_worker_count", "number of aio subsystem workers", ["type"], registry=REGISTRY)
+aio_plugin_connections = Gauge("aio_plugin_connections", "number of aio plugin connections", ["type"],
+                               registry=REGISTRY)
+
+# -- ours
+BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000)
+kernel_batch_size = Histogram("resonate_kernel_batch_size", "requests committed in one store transaction",
+                              buckets=BATCH_BUCKETS, registry=REGISTRY)
+kernel_commit_duration_seconds = Histogram("resonate_kernel_commit_duration_seconds",
+                                           "duration of one kernel transaction (run every request, commit)",
+                                           buckets=GO_BUCKETS, registry=REGISTRY)
+kernel_queue_depth = Gauge("resonate_kernel_queue_depth", "requests queued for the kernel, not yet answered",
+                           registry=REGISTRY)
+background_passes_total = Counter("resonate_background_passes", "background passes run by the kernel",
+                                  ["pass", "status"], registry=REGISTRY)
+poll_connections = Gauge("resonate_poll_connections", "open poll (server-sent event) streams", registry=REGISTRY)
+kafka_records_consumed_total = Counter("resonate_kafka_records_consumed", "request records read from Kafka",
+                                       ["topic"], registry=REGISTRY)
+kafka_records_replied_total = Counter("resonate_kafka_records_replied", "replies produced to Kafka",
+                                      ["topic"], registry=REGISTRY)
+kafka_records_dead_lettered_total = Counter("resonate_kafka_records_dead_lettered",
+                                            "request records sent to the dead-letter topic", ["topic"],
+                                            registry=REGISTRY)
+kafka_records_deduplicated_total = Counter("resonate_kafka_records_deduplicated",
+                                           "redelivered requests answered from the stored reply", ["topic"],
+                                           registry=REGISTRY)
+kafka_in_flight = Gauge("resonate_kafka_in_flight", "Kafka requests being processed", registry=REGISTRY)
+kafka_lag = Gauge("resonate_kafka_lag", "records not yet consumed, per partition", ["topic", "partition"],
+                  registry=REGISTRY)
+
+
+def enable() -> None:
+    global _enabled
+    _enabled = True
+
+
+def disable() -> None:
+    global _enabled
+    _enabled = False
+
+
+def enabled() -> bool:
+    return _enabled
+
+
+def serve(host: str, port: int):
+    """Starts the /metrics endpoint on its own thread; returns (server, thread) for `close`."""
+    return start_http_server(port, addr=host, registry=REGISTRY)
+
+
+# -- recording: transports
+
+def api_request(protocol: str, operation: str, code: int, seconds: float) -> None:
+    if not _enabled:
+        return
+    kind = REQUEST_TYPES.get(operation, operation)
+    api_requests_total.labels(kind, protocol, str(code)).inc()
+    api_duration_seconds.labels(kind, protocol).observe(seconds)
+
+
+class InFlight:
+    """`with InFlight(protocol, operation):` keeps api_requests_in_flight up to date."""
+
+    __slots__ = ("gauge",)
+
+    def __init__(self, protocol: str, operation: str):
+        self.gauge = api_requests_in_flight.labels(REQUEST_TYPES.get(operation, operation), protocol) \
+            if _enabled else None
+
+    def __enter__(self):
+        if self.gauge is not None:
+            self.gauge.inc()
+        return self
+
+    def __exit__(self, *exc):
+        if self.gauge is not None:
+            self.gauge.dec()
+        return False
+
+
+def http_request(method: str, path: str, status: int, seconds: float) -> None:
+    if not _enabled:
+        return
+    http_requests_total.labels(method, path, str(status)).inc()
+    http_requests_duration_seconds.labels(method, path).observe(seconds)
+
+
+# -- recording: kernel
+
+def kernel_batch(outcomes: Iterable[tuple[Any, bool, Any]], size: int, seconds: float, ok: bool = True) -> None:
+    """One committed (or failed) transaction: its size and duration, the store submission, and the state
+    changes its requests made (promises_total, tasks_total, schedules_total, background passes)."""
+    if not _enabled:
+        return
+    kernel_batch_size.observe(size)
+    kernel_commit_duration_seconds.observe(seconds)
+    aio_submissions_total.labels("store", "success" if ok else "failure").inc()
+    aio_duration_seconds.labels("store").observe(seconds)
+    for request, succeeded, value in outcomes:
+        counter = _STATE_CHANGES.get(type(request).__name__)
+        if counter is not None:
+            counter(request, succeeded, value)
+
+
+def _code(value) -> int:
+    return getattr(value, "code", 0)
+
+
+def _body_state(value) -> str | None:
+    body = getattr(value, "body", None)
+    state = getattr(body, "state", None)
+    if state is None and isinstance(body, dict):
+        state = body.get("state")
+    return state.lower() if isinstance(state, str) else None
+
+
+def _created(counter: Counter):
+    def count(request, ok, value):
+        if ok and _code(value) == 20100:
+            counter.labels("created").inc()
+    return count
+
+
+def _promise_created(request, ok, value):
+    if ok and _code(value) == 20100:
+        promises_total.labels("created").inc()
+
+
+def _promise_and_task_created(request, ok, value):
+    if ok and _code(value) == 20100:
+        promises_total.labels("created").inc()
+        tasks_total.labels("created").inc()
+
+
+def _promise_completed(request, ok, value):
+    if ok and _code(value) == 20100:
+        promises_total.labels(_body_state(value) or request.state.lower()).inc()
+
+
+def _task_state(state: str):
+    def count(request, ok, value):
+        if ok and _code(value) in (20000, 20100):
+            tasks_total.labels(state).inc()
+    return count
+
+
+def _schedule_deleted(request, ok, value):
+    if ok:
+        schedules_total.labels("deleted").inc()
+
+
+def _background(name: str, on_success: Callable[[int], None] | None = None):
+    def count(request, ok, value):
+        background_passes_total.labels(name, "success" if ok else "failure").inc()
+        done = getattr(value, "body", 0) if ok else 0
+        if on_success is not None and isinstance(done, int) and done > 0:
+            on_success(done)
+    return count
+
+
+_STATE_CHANGES: dict[str, Callable] = {
+    "CreatePromise": _promise_created,
+    "CreatePromiseAndTask": _promise_and_task_created,
+    "CompletePromise": _promise_completed,
+    "CreateSchedule": _created(schedules_total),
+    "DeleteSchedule": _schedule_deleted,
+    "ClaimTask": _task_state("claimed"),
+    "CompleteTask": _task_state("completed"),
+    "DropTask": _task_state("dropped"),
+    "TimeoutPromises": _background("TimeoutPromises", lambda n: promises_total.labels("timedout").inc(n)),
+    "SchedulePromises": _background("SchedulePromises"),  # its count includes skipped schedules
+    "TimeoutLocks": _background("TimeoutLocks"),
+    "EnqueueTasks": _background("EnqueueTasks"),
+    "TimeoutTasks": _background("TimeoutTasks"),  # its count mixes timed-out and released claims
+}
+
+
+def register_background_pass(request_type_name: str) -> None:
+    """A pass added elsewhere (e.g. Kafka reply pruning) gets counted like the built-in ones."""
+    _STATE_CHANGES.setdefault(request_type_name, _background(request_type_name))
+
+
+# -- recording: delivery
+
+def send(plugin: str, ok: bool, seconds: float) -> None:
+    """One delivery attempt through a sender plugin (the reference's `sender:<plugin>` submissions)."""
+    if not _enabled:
+        return
+    aio_submissions_total.labels("sender", "success").inc()
+    aio_submissions_total.labels(f"sender:{plugin}", "success" if ok else "failure").inc()
+    aio_duration_seconds.labels("sender").observe(seconds)
+
+
+# -- gauges read when scraped
+
+def watch(gauge_or_child, read: Callable[[], float]) -> None:
+    """Sets a gauge from `read()` at every scrape (queue depth, connections, workers)."""
+    def safe() -> float:
+        try:
+            return float(read())
+        except Exception:
+            return 0.0
+    gauge_or_child.set_function(safe)
+
+
+# -- recording: Kafka (called by resonate/api/kafka)
+
+def kafka_consumed(topic: str, count: int = 1) -> None:
+    if _enabled:
+        kafka_records_consumed_total.labels(topic).inc(count)
+
+
+def kafka_replied(topic: str) -> None:
+    if _enabled:
+        kafka_records_replied_total.labels(topic).inc()
+
+
+def kafka_dead_lettered(topic: str) -> None:
+    if _enabled:
+        kafka_records_dead_lettered_total.labels(topic).inc()
+
+
+def kafka_deduplicated(topic: str) -> None:
+    if _enabled:
+        kafka_records_deduplicated_total.labels(topic).inc()
+
+
+def kafka_in_flight_delta(delta: int) -> None:
+    if _enabled:
+        kafka_in_flight.inc(delta)
+
+
+def kafka_partition_lag(topic: str, partition: int, lag: int) -> None:
+    if _enabled:
+        kafka_lag.labels(topic, str(partition)).set(lag)
