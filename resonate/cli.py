@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> None:
     cfg = from_args(ns, base)
     level = {"warn": "WARNING"}.get(cfg.log_level, cfg.log_level.upper())
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if cfg.log_level != "debug":  # kafka-python logs every rebalance step at INFO: part of the log set-up
+        logging.getLogger("kafka").setLevel(logging.WARNING)
     from .app import Server
     try:
         asyncio.run(Server(cfg).run_until_signal())

@@ -157,11 +157,12 @@ def test_three_servers_share_partitions_and_a_sigkilled_one_loses_and_duplicates
             assert len(sent) == len(envelopes)
             # the survivors take over the victim's partitions (after the session timeout) and answer the rest
             runner.collector.wait_all(list(sent), timeout=60)
-            time.sleep(1.0)  # a second (possibly different) reply to any request would arrive meanwhile
-            replies = {cid: list(runner.collector.replies[cid]) for cid in sent}
             survivors = [s for s in servers if s is not victim]
             # the survivors split all six partitions between them now
             wait_for(lambda: split([assignments(s) for s in survivors]), 30, "the survivors to share the partitions")
+            # a second (possibly different) reply to any request would arrive before these sentinels' replies
+            runner.sentinels(range(PARTITIONS))
+            replies = {cid: list(runner.collector.replies[cid]) for cid in sent}
             with httpx.Client(base_url=survivors[0].url, timeout=30) as client:
                 stored = {p["id"]: p for p in search_all(client, f"{topic}-*")}
         finally:
