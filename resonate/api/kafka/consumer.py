@@ -125,6 +125,7 @@ class Outbound:
     context: str = ""  # requestId/correlationId, for logs
     first_attempt: float = 0.0
     settled: bool = False
+    sent_alone: bool = False  # an oversized batch fails all its records: each is retried alone first
 
 
 COMMIT_STALE_S = 5.0  # a commit without an answer by then is sent again
@@ -601,6 +602,9 @@ class KafkaPipeline:
 
     def _on_nack(self, out: Outbound, error: Exception) -> None:
         try:
+            if _is_oversized(error) and not out.sent_alone:
+                out.sent_alone = True  # the batch was too large, maybe not this record: it goes alone
+                return self._retry(out)
             self._give_up(out, error) if _is_permanent(error) else self._retry(out)
         except Exception:  # noqa: BLE001
             self.stats.add("guarded_failures")
