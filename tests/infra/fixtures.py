@@ -135,3 +135,17 @@ def postgres_database(postgres_server: PostgresServer) -> Iterator[str]:
     dsn = postgres_server.create_database(name)
     yield dsn
     postgres_server.drop_database(name)
+
+
+_production_kafka = _Shared("the production-like Kafka broker", lambda: KafkaBroker(auto_create_topics=False))
+
+
+@pytest.fixture(scope="session")
+def production_kafka_broker() -> Iterator[KafkaBroker]:
+    """A second real broker set up as in production: topics are never created on demand
+    (auto.create.topics.enable=false). Tests create every topic they use."""
+    broker = _production_kafka.acquire()
+    try:
+        yield broker
+    finally:
+        _production_kafka.release()

@@ -25,7 +25,6 @@ from resonate.core.codes import ApiError
 from resonate.core.kernel import Kernel
 from resonate.core.operations import decode
 from resonate.core.store.sqlite import SqliteStore
-from tests.infra.kafka_broker import KafkaBroker
 from tests.scenarios.kafka_runner import KafkaRunner
 
 FUTURE = 10**15
@@ -33,17 +32,10 @@ TARGET = "prod.server"
 SMALL_TOPIC_MAX_BYTES = 4096  # the small reply topic's max.message.bytes
 
 
-@pytest.fixture(scope="module")
-def broker():
+@pytest.fixture
+def broker(production_kafka_broker):
     """A broker that creates no topic on demand (auto.create.topics.enable=false)."""
-    b = KafkaBroker(auto_create_topics=False)
-    try:
-        b.start()
-    except Exception as e:  # noqa: BLE001 - a part that cannot be provisioned fails the test clearly
-        b.close()
-        pytest.fail(f"could not provision a Kafka broker without auto-creation: {e}", pytrace=False)
-    yield b
-    b.close()
+    return production_kafka_broker
 
 
 def new_topics(broker, partitions: int = 1) -> str:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import re
 import threading
 import time
 from collections import deque
@@ -53,7 +52,6 @@ class PipelineSettings:
     partition_high_water: int = 500  # unfinished records of one partition that pause its fetching
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 1_000
-    revoke_wait_s: float = 5.0  # how long a revoked partition's in-flight work may finish
     slow_lane_threads: int = 16  # topics being looked up or retried at once
     pipeline_depth: int = 32  # requests of one partition in the kernel at once (single-writer stores)
     auto_offset_reset: str = "earliest"  # where a new group starts
@@ -158,6 +156,9 @@ class KafkaPipeline:
         self._consumer = None
         self._admin = None
         self._admin_lock = threading.Lock()
+        self._listener = None
+        self._subscribed: list[str] = []
+        self._next_topic_check = 0.0
         self._threads: list[threading.Thread] = []
         self.ready = threading.Event()  # set once subscribed (for tests and logs)
         # Requests of one partition must run in offset order. A kernel with one writer runs requests in
@@ -189,8 +190,25 @@ class KafkaPipeline:
         log.info("kafka stopped: %s", self.stats)
 
     # ------------------------------------------------------------------ clients
-    def _topic_pattern(self) -> str:
-        return "^(" + "|".join(re.escape(t) for t in self.s.topics) + ")$"
+    def _refresh_subscription(self) -> None:
+        """Subscribe to the request topics that exist, checked every `topic_refresh_ms`: a topic created
+        after start is consumed within seconds, and no topic is ever created by asking for it."""
+        now = time.monotonic()
+        if now < self._next_topic_check:
+            return
+        self._next_topic_check = now + self.s.topic_refresh_ms / 1000
+        existing = set(self._consumer.topics())
+        wanted = [t for t in self.s.topics if t in existing]
+        if wanted == self._subscribed:
+            return
+        missing = [t for t in self.s.topics if t not in existing]
+        if wanted:
+            self._consumer.subscribe(wanted, listener=self._listener)
+        else:
+            self._consumer.unsubscribe()
+        self._subscribed = wanted
+        log.info("kafka: subscribed to %s%s", wanted or "no topic",
+                 f" ({', '.join(missing)} not created yet)" if missing else "")
 
     def _connect(self) -> bool:
         """Create the producer and consumer; retried with back-off while the broker is away."""
@@ -223,10 +241,8 @@ class KafkaPipeline:
                     max_poll_records=max(1, min(500, self.s.partition_high_water)), fetch_max_wait_ms=100,
                     reconnect_backoff_max_ms=2_000, metadata_max_age_ms=self.s.topic_refresh_ms,
                     request_timeout_ms=max(30_000, self.s.session_timeout_ms + 5_000),
-                    client_id=f"resonate-{self.s.target}", **security)
-                # by pattern: a topic created after start is picked up at the next metadata refresh, and
-                # no topic is created by subscribing
-                self._consumer.subscribe(pattern=self._topic_pattern(), listener=Rebalance())
+                    allow_auto_create_topics=False, client_id=f"resonate-{self.s.target}", **security)
+                self._listener = Rebalance()  # subscribed by the poll loop, to the topics that exist
                 self.ready.set()
                 log.info("kafka: consuming %s as group %s (target %s)", ", ".join(self.s.topics), self.s.group,
                          self.s.target)
@@ -253,6 +269,10 @@ class KafkaPipeline:
         self._shutdown_consumer()
 
     def _poll_once(self) -> None:
+        self._refresh_subscription()
+        if not self._subscribed:  # no request topic exists yet
+            self._stopping.wait(0.1)
+            return
         batches = self._consumer.poll(timeout_ms=100)
         for tp, records in batches.items():
             self._accept(tp, records)
@@ -345,14 +365,16 @@ class KafkaPipeline:
                  sorted({tp.topic for tp in assigned}))
 
     def _on_revoked(self, revoked) -> None:
-        """Finish (within a bound) the work of revoked partitions and commit what finished."""
+        """Stop starting the revoked partitions' records and commit what finished. This runs on
+        kafka-python's I/O thread, which must not block (a blocking commit there fails, and waiting
+        stalls heartbeats): work still in flight finishes, uncommitted, and its next owner gets the
+        same replies from the store (deduplication)."""
         with self._lock:
             leaving = [self._parts.pop(tp) for tp in revoked if tp in self._parts]
             for work in leaving:
                 work.revoked = True
                 _drop_queued(work)  # not started: the next owner runs them
-        self._wait_idle(leaving, self.s.revoke_wait_s)
-        self._commit(sync=True, parts=leaving)
+        self._commit(sync=False, parts=leaving)
 
     def _wait_idle(self, parts, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -448,8 +470,9 @@ class KafkaPipeline:
             return self._undecodable(work, slot, e)
         if (target if target is not None else "") != self.s.target:  # a missing target is "", as in Go
             self.stats.add("skipped_other_target")
-            log.debug("kafka: %s:%s:%s skipped: target %r is not this server's (%r)", record.topic,
-                      record.partition, record.offset, target, self.s.target)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("kafka: %s:%s:%s %s skipped: target %r is not this server's (%r)", record.topic,
+                          record.partition, record.offset, _context(doc), target, self.s.target)
             return self._emit(work, slot, None)
         try:
             reply_to = parse_reply_to(doc)
