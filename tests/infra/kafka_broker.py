@@ -208,8 +208,12 @@ class KafkaBroker:
         jar_dir: Path | str | None = None,
         base_dir: Path | str | None = None,
         use_cds: bool = True,
+        sasl_users: dict[str, str] | None = None,
     ) -> None:
         self.auto_create_topics = auto_create_topics
+        # user -> password: adds a SASL_PLAINTEXT listener (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)
+        self.sasl_users = dict(sasl_users or {})
+        self.sasl_port = free_port() if self.sasl_users else None
         self.num_partitions = num_partitions
         self.extra_config = dict(extra_config or {})
         self.jvm_opts = list(DEFAULT_JVM_OPTS if jvm_opts is None else jvm_opts)
@@ -237,6 +241,38 @@ class KafkaBroker:
     @property
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def sasl_bootstrap(self) -> str:
+        """The SASL_PLAINTEXT listener (only with ``sasl_users``)."""
+        if self.sasl_port is None:
+            raise KafkaBrokerError("this broker has no SASL listener (pass sasl_users)")
+        return f"{self.host}:{self.sasl_port}"
+
+    def _sasl_config(self) -> dict[str, object]:
+        if not self.sasl_users:
+            return {}
+        plain_users = " ".join(f'user_{u}="{p}"' for u, p in self.sasl_users.items())
+        prefix = "listener.name.sasl_plaintext"
+        return {
+            "listeners": f"PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port},"
+                         f"SASL_PLAINTEXT://{self.host}:{self.sasl_port}",
+            "advertised.listeners": f"PLAINTEXT://{self.host}:{self.port},SASL_PLAINTEXT://{self.host}:{self.sasl_port}",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT",
+            "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+            f"{prefix}.plain.sasl.jaas.config":
+                f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain_users};",
+            f"{prefix}.scram-sha-256.sasl.jaas.config": "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            f"{prefix}.scram-sha-512.sasl.jaas.config": "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+        }
+
+    def _scram_format_args(self) -> list[str]:
+        """SCRAM credentials are stored in the cluster metadata, written when the storage is formatted."""
+        args = []
+        for user, password in self.sasl_users.items():
+            for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
+                args += ["--add-scram", f"{mechanism}=[name={user},password={password}]"]
+        return args
 
     @property
     def pid(self) -> int | None:
@@ -280,6 +316,7 @@ class KafkaBroker:
             "num.io.threads": 4,
             "num.recovery.threads.per.data.dir": 1,
         }
+        cfg.update(self._sasl_config())
         cfg.update(self.extra_config)
         self.config_path.write_text("".join(f"{k}={v}\n" for k, v in cfg.items()))
         (self.dir / "log4j2.properties").write_text(_LOG4J2.format(log=self.log_path))
@@ -294,7 +331,7 @@ class KafkaBroker:
             cmd = [java, *self.jvm_opts, *cds, f"-XX:ErrorFile={self.dir}/hs_err_%p.log",
                    f"-Dlog4j2.configurationFile={self.dir / 'log4j2.properties'}",
                    "-cp", _classpath(self.jar_dir), tool, "format",
-                   "-t", self.cluster_id, "-c", str(self.config_path)]
+                   "-t", self.cluster_id, "-c", str(self.config_path), *self._scram_format_args()]
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
                                stdin=subprocess.DEVNULL, cwd=str(self.dir))
             if r.returncode != 0 and use_archive and not (self.data_dir / "meta.properties").exists():

@@ -16,6 +16,7 @@ import tempfile
 import threading
 import uuid
 
+import httpx
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
@@ -25,7 +26,10 @@ from resonate.core.codes import ApiError
 from resonate.core.kernel import Kernel
 from resonate.core.operations import decode
 from resonate.core.store.sqlite import SqliteStore
+from resonate.core.delivery.kafka import security_from
+from tests.infra.fixtures import SASL_USERS
 from tests.scenarios.kafka_runner import KafkaRunner
+from tests.server import ServerProcess
 
 FUTURE = 10**15
 TARGET = "prod.server"
@@ -47,13 +51,14 @@ def new_topics(broker, partitions: int = 1) -> str:
 
 
 class Harness:
-    def __init__(self, broker, topic: str, *, queue_limit: int = 1000, reply_timeout_ms: int = 2_000, **settings):
+    def __init__(self, broker, topic: str, *, queue_limit: int = 1000, reply_timeout_ms: int = 2_000,
+                 bootstrap: str | None = None, **settings):
         self.kernel = Kernel(SqliteStore(os.path.join(tempfile.mkdtemp(prefix="resonate-prod-"), "k.db")),
                              queue_limit=queue_limit)
         self.kernel.start()
         self.group = f"{topic}-group"
         self.pipeline = KafkaPipeline(self.kernel, PipelineSettings(
-            brokers=[broker.bootstrap], topics=settings.pop("topics", [topic]), target=TARGET, group=self.group,
+            brokers=[bootstrap or broker.bootstrap], topics=settings.pop("topics", [topic]), target=TARGET, group=self.group,
             dead_letter_topic=f"{topic}.dlq", reply_timeout_ms=reply_timeout_ms, **settings))
         self.runner = KafkaRunner(broker.bootstrap, topic, f"{topic}.replies", TARGET, timeout=60)
         self.pipeline.start()
@@ -303,3 +308,55 @@ def test_request_log_lines_carry_request_and_correlation_ids(broker, caplog):
         assert skipped and skipped[0].levelno == logging.DEBUG
     finally:
         h.close()
+
+
+# ----------------------------------------------------------------------------------- managed brokers
+def password_file(tmp_path) -> str:
+    path = tmp_path / "kafka-password"
+    path.write_text(SASL_USERS["resonate"] + "\n")
+    return str(path)
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"])
+def test_the_api_authenticates_with_sasl(broker, mechanism, tmp_path):
+    topic = new_topics(broker)
+    security = security_from("SASL_PLAINTEXT", mechanism, "resonate", password_file(tmp_path), "", "")
+    h = Harness(broker, topic, bootstrap=broker.sasl_bootstrap, security=security)
+    try:
+        reply = h.runner.request(h.runner.envelope("promises.create", {"id": f"{topic}-sasl", "timeout": FUTURE}))
+        assert reply["success"], reply
+    finally:
+        h.close()
+
+
+def test_a_wrong_sasl_password_gets_no_connection(broker, tmp_path):
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaError
+
+    wrong = security_from("SASL_PLAINTEXT", "SCRAM-SHA-256", "resonate", password_file(tmp_path), "", "")
+    options = dict(wrong.client_options(), sasl_plain_password="not-the-password")
+    with pytest.raises(KafkaError):
+        KafkaProducer(bootstrap_servers=broker.sasl_bootstrap, max_block_ms=5_000, **options).partitions_for("x")
+
+
+def test_the_kafka_plugin_authenticates_and_compresses(broker, tmp_path):
+    topic = f"plugin-{uuid.uuid4().hex[:8]}"
+    broker.create_topic(topic, 1)
+    promise_id = "compressible-" + "abcdefgh" * 40  # plain text in the log segment unless compressed
+    server = ServerProcess(
+        "--system-signal-timeout", "100ms", "--aio-sender-plugin-kafka-enable",
+        "--aio-sender-plugin-kafka-brokers", broker.sasl_bootstrap, "--aio-kafka-compression", "gzip",
+        "--aio-kafka-workers", "2", "--aio-kafka-size", "10",
+        "--api-kafka-security-protocol", "SASL_PLAINTEXT", "--api-kafka-sasl-mechanism", "SCRAM-SHA-512",
+        "--api-kafka-sasl-username", "resonate", "--api-kafka-sasl-password-file", password_file(tmp_path)).start()
+    try:
+        created = httpx.post(f"{server.url}/promises", json={
+            "id": promise_id, "timeout": FUTURE, "tags": {"resonate:invoke": f"kafka://{topic}?key=k"}}, timeout=30)
+        assert created.status_code == 201, created.text
+        [record] = read_all(broker.bootstrap, topic, 1)
+        assert promise_id in record.value.decode() and record.key == b"k"
+        segments = list((broker.data_dir / f"{topic}-0").glob("*.log"))
+        raw = b"".join(p.read_bytes() for p in segments)
+        assert raw and promise_id.encode() not in raw  # stored gzip-compressed, as sent
+    finally:
+        server.stop()
