@@ -198,14 +198,12 @@ class KafkaPipeline:
             return
         self._next_topic_check = now + self.s.topic_refresh_ms / 1000
         existing = set(self._consumer.topics())
-        wanted = [t for t in self.s.topics if t in existing]
+        # only ever added to: a metadata answer missing a topic (a broker restarting) unsubscribes nothing
+        wanted = [t for t in self.s.topics if t in existing or t in self._subscribed]
         if wanted == self._subscribed:
             return
-        missing = [t for t in self.s.topics if t not in existing]
-        if wanted:
-            self._consumer.subscribe(wanted, listener=self._listener)
-        else:
-            self._consumer.unsubscribe()
+        missing = [t for t in self.s.topics if t not in wanted]
+        self._consumer.subscribe(wanted, listener=self._listener)
         self._subscribed = wanted
         log.info("kafka: subscribed to %s%s", wanted or "no topic",
                  f" ({', '.join(missing)} not created yet)" if missing else "")
