@@ -329,6 +329,26 @@ def test_the_api_authenticates_with_sasl(broker, mechanism, tmp_path):
         h.close()
 
 
+def test_the_api_connects_with_tls_and_a_ca_file(broker):
+    topic = new_topics(broker)
+    security = security_from("SSL", "", "", "", "", str(broker.ca_file))
+    h = Harness(broker, topic, bootstrap=broker.ssl_bootstrap, security=security)
+    try:
+        reply = h.runner.request(h.runner.envelope("promises.create", {"id": f"{topic}-tls", "timeout": FUTURE}))
+        assert reply["success"], reply
+    finally:
+        h.close()
+
+
+def test_tls_without_the_ca_file_is_refused(broker):
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaError
+
+    with pytest.raises(KafkaError):  # the broker's certificate is signed by a CA the system does not trust
+        KafkaProducer(bootstrap_servers=broker.ssl_bootstrap, security_protocol="SSL",
+                      max_block_ms=5_000).partitions_for("x")
+
+
 def test_a_wrong_sasl_password_gets_no_connection(broker, tmp_path):
     from kafka import KafkaProducer
     from kafka.errors import KafkaError
