@@ -64,6 +64,7 @@ class Kernel:
         self._pending = 0
         self._pending_lock = threading.Lock()
         self._room = threading.Condition(self._pending_lock)  # signalled when a counted request leaves
+        self._waiting = 0  # callers waiting for room
         self._accepting = False
         self._threads: list[threading.Thread] = []
         self.batches = 0  # for tests and benchmarks: how many transactions were committed
@@ -103,12 +104,16 @@ class Kernel:
         counted = not background
         if counted:
             with self._room:
-                while wait and self._pending >= self.queue_limit and self._accepting:
-                    self._room.wait(0.1)
+                if wait:
+                    self._waiting += 1
+                    while self._pending >= self.queue_limit and self._accepting:
+                        self._room.wait(0.1)
+                    self._waiting -= 1
                 if not self._accepting:
                     future.set_exception(server_error(50300))
                     return future
-                if self._pending >= self.queue_limit:
+                # room freed while callers wait is theirs: a caller that does not wait would take it first
+                if self._pending >= self.queue_limit or (self._waiting and not wait):
                     future.set_exception(server_error(50301))
                     return future
                 self._pending += 1

@@ -128,6 +128,7 @@ class Outbound:
 
 COMMIT_STALE_S = 5.0  # a commit without an answer by then is sent again
 COMMIT_INTERVAL_S = 0.05  # finished offsets are committed at most this often (and on revocation and stop)
+EXISTING_TOPIC_PATIENCE = 6  # a reply to a topic that exists is given up on after 6 x --api-kafka-timeout
 MISSING_TOPIC_MEMORY_S = 10.0  # a reply topic found missing: later replies to it are given up on at once
 UNSTORED_RETRIES = 3  # a server error the store did not keep: the request runs again, as a redelivery would
 UNSTORED_RETRY_DELAY_S = 0.2
@@ -143,6 +144,7 @@ class KafkaPipeline:
         self.stats = Stats()
         self._lock = threading.Lock()
         self._parts: dict[Any, PartitionWork] = {}
+        self._revoked: dict[Any, PartitionWork] = {}  # revoked, until the assignment that follows
         self._events: queue.SimpleQueue = queue.SimpleQueue()
         self._known_topics: set[str] = set()  # topics with a delivered record: sends never block on metadata
         self._missing_topics: dict[str, float] = {}  # reply topic -> until when it is taken as missing
@@ -356,9 +358,22 @@ class KafkaPipeline:
             done(offsets, e)
 
     def _on_assigned(self, assigned) -> None:
+        """A partition assigned again keeps its fetch position in kafka-python, so its revoked work
+        (queued records included) carries on; the unstarted records of partitions that went to another
+        member are dropped (that member fetches them from the committed offset)."""
+        resumed = []
         with self._lock:
             for tp in assigned:
-                self._parts[tp] = PartitionWork(tp)
+                work = self._revoked.pop(tp, None)
+                if work is not None:
+                    work.revoked = False
+                    resumed.append(work)
+                self._parts[tp] = work if work is not None else PartitionWork(tp)
+            for work in self._revoked.values():
+                _drop_queued(work)
+            self._revoked.clear()
+        for work in resumed:
+            self._events.put(lambda w=work: self._advance(w))
         log.info("kafka: assigned %s of %s", sorted(str(tp.partition) for tp in assigned),
                  sorted({tp.topic for tp in assigned}))
 
@@ -370,8 +385,8 @@ class KafkaPipeline:
         with self._lock:
             leaving = [self._parts.pop(tp) for tp in revoked if tp in self._parts]
             for work in leaving:
-                work.revoked = True
-                _drop_queued(work)  # not started: the next owner runs them
+                work.revoked = True  # nothing more starts until it is assigned again (or dropped)
+                self._revoked[work.tp] = work
         self._commit(sync=False, parts=leaving)
 
     def _wait_idle(self, parts, timeout_s: float) -> None:
@@ -610,7 +625,8 @@ class KafkaPipeline:
         except Exception as e:  # noqa: BLE001 - permanent: given up on; otherwise retried on the slow lane
             return self._give_up(out, e) if _is_permanent(e) else self._retry(out)
         future.add_callback(lambda _meta: self._on_ack(out))
-        future.add_errback(lambda e: self._on_nack(out, e))
+        # a failure is handled on the worker thread, not kafka-python's I/O thread (it produces again)
+        future.add_errback(lambda e: self._events.put(lambda: self._on_nack(out, e)))
 
     def _on_ack(self, out: Outbound) -> None:
         """The producer's delivery callback (its I/O thread): guarded, so the request is always settled."""
@@ -703,8 +719,9 @@ class KafkaPipeline:
                 self.stats.add("replaced_oversized")
                 value = out.replacement(f"the reply ({len(out.value)} bytes) is larger than the broker accepts; "
                                         f"the request was dead-lettered to {self.s.dead_letter_topic}")
-                self._produce(Outbound(out.topic, value, out.key, out.partition, [],
-                                       lambda _ok: self._settle(out, False), "replacement", out.finish))
+                replacement = Outbound(out.topic, value, out.key, out.partition, [],
+                                       lambda _ok: self._settle(out, False), "replacement", out.finish)
+                self._events.put(lambda: self._produce(replacement))  # maybe on the I/O thread here
             else:
                 self._settle(out, False)
 
@@ -732,7 +749,9 @@ class KafkaPipeline:
                         with self._lanes_lock:
                             self._missing_topics[out.topic] = time.monotonic() + MISSING_TOPIC_MEMORY_S
                         return self._give_up(out, f"the topic {out.topic} does not exist")
-                    if answered:
+                    very_overdue = (time.monotonic() - out.first_attempt
+                                    > EXISTING_TOPIC_PATIENCE * self.s.reply_timeout_ms / 1000)
+                    if answered and very_overdue:  # the topic exists, yet the broker keeps failing it
                         return self._give_up(out, e)
                 log.info("kafka: %s to %s failed (%s); retrying", out.kind, out.topic, e)
             self._stopping.wait(backoff)
