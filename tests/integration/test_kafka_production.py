@@ -380,3 +380,35 @@ def test_the_kafka_plugin_authenticates_and_compresses(broker, tmp_path):
         assert raw and promise_id.encode() not in raw  # stored gzip-compressed, as sent
     finally:
         server.stop()
+
+
+# ----------------------------------------------------------------------------------- groups
+def test_a_new_group_can_start_at_the_end_of_the_topic(broker):
+    """Taking over from another server's group without replaying what is already on the topic."""
+    topic = new_topics(broker)
+    runner = KafkaRunner(broker.bootstrap, topic, f"{topic}.replies", TARGET)
+    old = [runner.envelope("promises.create", {"id": f"{topic}-old-{i}", "timeout": FUTURE}) for i in range(5)]
+    try:
+        for env in old:
+            env["replyTo"]["partition"] = 0  # every reply on one partition: a replayed one comes first
+            runner.send(env)
+    finally:
+        runner.close()
+    h = Harness(broker, topic, auto_offset_reset="latest")
+    try:
+        # the group has joined (and so taken its starting offset) once a request sent now is answered;
+        # until then, requests are sent again with new ids
+        fresh = None
+        for attempt in range(60):
+            fresh = h.runner.envelope("promises.create", {"id": f"{topic}-new-{attempt}", "timeout": FUTURE})
+            fresh["replyTo"]["partition"] = 0
+            h.runner.send(fresh)
+            try:
+                h.runner.collector.wait(fresh["correlationId"], timeout=2)
+                break
+            except TimeoutError:
+                continue
+        assert h.runner.collector.replies.get(fresh["correlationId"]), "the new group never answered"
+        assert not any(env["correlationId"] in h.runner.collector.replies for env in old)  # not replayed
+    finally:
+        h.close()
