@@ -271,4 +271,12 @@ def from_args(ns: argparse.Namespace, base: Config | None = None) -> Config:
         raise SystemExit(f"resonate: invalid --api-kafka-auto-offset-reset {cfg.kafka_auto_offset_reset!r}")
     if cfg.kafka_plugin_compression not in ("none", "gzip", "snappy", "lz4", "zstd"):
         raise SystemExit(f"resonate: invalid --aio-kafka-compression {cfg.kafka_plugin_compression!r}")
+    if cfg.kafka_enable or cfg.kafka_plugin_enable:
+        from .core.delivery.kafka import security_from
+        try:
+            security_from(cfg.kafka_security_protocol, cfg.kafka_sasl_mechanism, cfg.kafka_sasl_username,
+                          cfg.kafka_sasl_password_file, cfg.kafka_sasl_password_env, cfg.kafka_ssl_cafile)
+        except (ValueError, OSError) as e:
+            raise SystemExit(f"resonate: Kafka security settings (--api-kafka-security-protocol, "
+                             f"--api-kafka-sasl-*, --api-kafka-ssl-cafile): {e}") from None
     return cfg

@@ -18,7 +18,7 @@ import pytest
 from tests.server import ServerProcess
 
 README = Path("/work/shared/reference/kafka-api-README.md")
-LOCAL_README = Path(__file__).resolve().parents[2] / "docs" / "reference" / "kafka-api-README.md"
+LOCAL_README = Path(__file__).resolve().parents[1] / "data" / "kafka-api-README.md"  # a copy of the reference README
 REPLY_FORMAT = "Partition: %p, Offset: %o\\n%s\\n---\\n"  # the README's kcat consumer format
 
 

@@ -148,3 +148,35 @@ def test_importing_the_kafka_modules_does_not_import_kafka_python():
             "print('kafka' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--api-kafka-security-protocol", "SASL_SSL", "--api-kafka-sasl-username", "u"], "password"),
+    (["--api-kafka-security-protocol", "TLS"], "security protocol"),
+    (["--api-kafka-auto-offset-reset", "middle"], "--api-kafka-auto-offset-reset"),
+    (["--aio-kafka-compression", "brotli"], "--aio-kafka-compression"),
+])
+def test_bad_kafka_settings_stop_the_server_with_a_clear_message(flags, message):
+    import argparse
+
+    from resonate.config import add_flags, from_args
+
+    parser = argparse.ArgumentParser()
+    add_flags(parser)
+    with pytest.raises(SystemExit) as e:
+        from_args(parser.parse_args(["--api-kafka-enable", *flags]))
+    assert message in str(e.value)
+
+
+def test_request_topics_are_repeatable_and_default_to_both_names():
+    import argparse
+
+    from resonate.api.kafka.server import settings_from_config
+    from resonate.config import add_flags, from_args
+
+    parser = argparse.ArgumentParser()
+    add_flags(parser)
+    default = settings_from_config(from_args(parser.parse_args([])))
+    assert default.topics == ["resonate", "resonate.requests"] and default.dead_letter_topic == "resonate.dlq"
+    mine = settings_from_config(from_args(parser.parse_args(["--api-kafka-topic", "a", "--api-kafka-topic", "b,c"])))
+    assert mine.topics == ["a", "b", "c"] and mine.dead_letter_topic == "a.dlq"
