@@ -26,6 +26,7 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -129,7 +130,9 @@ class Outbound:
 COMMIT_STALE_S = 5.0  # a commit without an answer by then is sent again
 COMMIT_INTERVAL_S = 0.05  # finished offsets are committed at most this often (and on revocation and stop)
 EXISTING_TOPIC_PATIENCE = 6  # a reply to a topic that exists is given up on after 6 x --api-kafka-timeout
-MISSING_TOPIC_MEMORY_S = 10.0  # a reply topic found missing: later replies to it are given up on at once
+MISSING_TOPIC_MEMORY_S = 10.0
+PROBE_WAIT_S = 5.0  # how long a lane waits for the answer to "does this topic exist?"
+PROBE_ABANDON_S = 30.0  # a lookup pending this long is abandoned  # a reply topic found missing: later replies to it are given up on at once
 UNSTORED_RETRIES = 3  # a server error the store did not keep: the request runs again, as a redelivery would
 UNSTORED_RETRY_DELAY_S = 0.2
 FRAGMENT_HINT_INTERVAL_S = 60.0  # the "send one envelope per line" hint is logged at most this often
@@ -156,8 +159,11 @@ class KafkaPipeline:
         self._fragment_hint_at = -FRAGMENT_HINT_INTERVAL_S
         self._producer = None
         self._consumer = None
-        self._admin = None
+        self._admin = None  # used on the probe thread only
         self._admin_lock = threading.Lock()
+        self._probe_pool = ThreadPoolExecutor(1, thread_name_prefix="resonate-kafka-probe")
+        self._probe_future: Future | None = None
+        self._probe_started = 0.0
         self._listener = None
         self._subscribed: list[str] = []
         self._next_topic_check = 0.0
@@ -182,6 +188,7 @@ class KafkaPipeline:
         self._events.put(None)
         worker.join(5)
         self._slow_lane.shutdown(wait=False, cancel_futures=True)
+        self._probe_pool.shutdown(wait=False, cancel_futures=True)
         for name, client in (("producer", self._producer), ("admin", self._admin)):
             if client is None:
                 continue
@@ -681,19 +688,46 @@ class KafkaPipeline:
         self._settle(out, True)
 
     def _probe(self, topic: str) -> tuple[bool, bool]:
-        """(the broker answered, the topic exists), asked through the admin client's public API."""
+        """(the broker answered, the topic exists), asked through the admin client's public API. The
+        lookup runs on its own thread, bounded: an admin client stuck on an unreachable broker only
+        means "no answer" (and a lookup pending too long is abandoned for a fresh one)."""
+        with self._admin_lock:
+            now = time.monotonic()
+            if self._probe_future is None or now - self._probe_started > PROBE_ABANDON_S:
+                if self._probe_future is not None:  # stuck: leave it, start over with a new client
+                    self._probe_pool.shutdown(wait=False)
+                    self._probe_pool = ThreadPoolExecutor(1, thread_name_prefix="resonate-kafka-probe")
+                    self._admin = None
+                self._probe_future, self._probe_started = self._probe_pool.submit(self._list_topics), now
+            future = self._probe_future
         try:
-            with self._admin_lock:
-                if self._admin is None:
-                    from kafka import KafkaAdminClient
-                    self._admin = KafkaAdminClient(bootstrap_servers=self.s.brokers, request_timeout_ms=3_000,
-                                                   client_id=f"resonate-{self.s.target}-admin",
-                                                   **self.s.security.client_options())
-                topics = set(self._admin.list_topics())
+            topics = future.result(timeout=PROBE_WAIT_S)
+        except FutureTimeout:
+            return False, False
         except Exception as e:  # noqa: BLE001 - no answer: the broker is away, keep waiting
             log.info("kafka: broker did not answer a topic lookup (%s)", e)
-            return False, False
-        return True, topic in topics
+            topics = None
+        with self._admin_lock:
+            if self._probe_future is future:
+                self._probe_future = None  # the next probe asks again
+        return (False, False) if topics is None else (True, topic in topics)
+
+    def _list_topics(self) -> set[str]:
+        try:
+            if self._admin is None:
+                from kafka import KafkaAdminClient
+                self._admin = KafkaAdminClient(bootstrap_servers=self.s.brokers, request_timeout_ms=3_000,
+                                               client_id=f"resonate-{self.s.target}-admin",
+                                               **self.s.security.client_options())
+            return set(self._admin.list_topics())
+        except Exception:
+            admin, self._admin = self._admin, None
+            if admin is not None:
+                try:
+                    admin.close()
+                except Exception:  # noqa: BLE001
+                    pass
+            raise
 
     def _topic_missing(self, topic: str) -> bool:
         with self._lanes_lock:
