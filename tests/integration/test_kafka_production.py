@@ -5,7 +5,10 @@ real broker with topic auto-creation OFF (the usual production setting):
 - a full kernel holds Kafka requests back instead of answering 50301;
 - no injected failure (operation, producer, delivery callback, poll loop) stops a partition;
 - request topics created after start are consumed, and multi-line fragments are dead-lettered with
-  one hint in the log.
+  one hint in the log;
+- SASL (PLAIN, SCRAM-SHA-256/512) and TLS with a CA file, for the API and (a server process) the
+  Kafka plugin, whose gzip compression is checked in the broker's log segment;
+- a new group can start at the end of the topic.
 """
 from __future__ import annotations
 
