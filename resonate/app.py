@@ -71,7 +71,8 @@ class Server:
                              batch_size=batch, queue_limit=cfg.api_size)
         self.loops = BackgroundLoops(self.kernel, LoopConfig(
             period_s=cfg.signal_timeout_ms / 1000, promise_batch_size=cfg.promise_batch_size,
-            schedule_batch_size=cfg.schedule_batch_size, task_batch_size=cfg.task_batch_size))
+            schedule_batch_size=cfg.schedule_batch_size, task_batch_size=cfg.task_batch_size,
+            reply_retention_ms=cfg.kafka_dedupe_retention_ms))
         self.dispatcher: Dispatcher | None = None
         self.senders: dict[str, Sender] = {}
         self.transports: dict[str, Transport] = {}

@@ -107,11 +107,20 @@ class Config:
 
     kafka_enable: bool = False
     kafka_brokers: list[str] = field(default_factory=lambda: ["localhost:9092"])
-    kafka_topic: str = "resonate"
+    kafka_topic: list[str] = field(default_factory=lambda: ["resonate", "resonate.requests"])  # code's and README's
     kafka_target: str = "resonate.server"
     kafka_consumer_group: str = ""  # empty: derived from the target, so tenants never share a group
     kafka_timeout_ms: int = 10_000
-    kafka_dead_letter_topic: str = ""  # empty: "<kafka_topic>.dlq"
+    kafka_dead_letter_topic: str = ""  # empty: "<first kafka_topic>.dlq"
+    # -- Kafka in production (issue 11): dedup retention, group start, managed brokers, plugin tuning
+    kafka_dedupe_retention_ms: int = 24 * 3600 * 1000  # keep it at most the request topic's retention.ms
+    kafka_auto_offset_reset: str = "earliest"  # where a new consumer group starts: earliest or latest
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str = ""
+    kafka_sasl_username: str = ""
+    kafka_sasl_password_file: str = ""
+    kafka_sasl_password_env: str = ""
+    kafka_ssl_cafile: str = ""
 
     sqlite_enable: bool = True
     sqlite_path: str = "resonate.db"
@@ -226,11 +235,24 @@ FLAGS: list[tuple[str, str, object, str]] = [
     # Kafka API
     ("--api-kafka-enable", "kafka_enable", parse_bool, "serve the Kafka request/reply API"),
     ("--api-kafka-brokers", "kafka_brokers", str, "Kafka bootstrap servers (repeatable, or comma separated)"),
-    ("--api-kafka-topic", "kafka_topic", str, "request topic"),
+    ("--api-kafka-topic", "kafka_topic", str, "request topic (repeatable)"),
     ("--api-kafka-target", "kafka_target", str, "this server's target name"),
     ("--api-kafka-consumer-group", "kafka_consumer_group", str, "consumer group (default: derived from target)"),
     ("--api-kafka-timeout", "kafka_timeout_ms", parse_duration_ms, "graceful shutdown timeout"),
     ("--api-kafka-dead-letter-topic", "kafka_dead_letter_topic", str, "dead-letter topic (default <topic>.dlq)"),
+    # Kafka in production: dedup retention, group start, managed brokers (API and plugin), plugin tuning
+    ("--api-kafka-dedupe-retention", "kafka_dedupe_retention_ms", parse_duration_ms,
+     "how long replies are kept to answer redelivered requests (at most the topic's retention)"),
+    ("--api-kafka-auto-offset-reset", "kafka_auto_offset_reset", str,
+     "where a new consumer group starts: earliest or latest (take over without replaying)"),
+    ("--api-kafka-security-protocol", "kafka_security_protocol", str,
+     "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (API and the Kafka plugin)"),
+    ("--api-kafka-sasl-mechanism", "kafka_sasl_mechanism", str, "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"),
+    ("--api-kafka-sasl-username", "kafka_sasl_username", str, "SASL username"),
+    ("--api-kafka-sasl-password-file", "kafka_sasl_password_file", str, "file holding the SASL password"),
+    ("--api-kafka-sasl-password-env", "kafka_sasl_password_env", str, "environment variable holding the SASL password"),
+    ("--api-kafka-ssl-cafile", "kafka_ssl_cafile", str, "CA certificate file (PEM) for TLS"),
+
     # stores
     ("--aio-store-sqlite-enable", "sqlite_enable", parse_bool, "use the embedded SQLite store"),
     ("--aio-store-sqlite-path", "sqlite_path", str, "SQLite database file"),
@@ -291,7 +313,7 @@ FLAGS: list[tuple[str, str, object, str]] = [
     ("--aio-kafka-workers", "kafka_plugin_workers", positive_int, "number of workers"),
     ("--aio-kafka-compression", "kafka_plugin_compression", str, "compression type (none, gzip, snappy, lz4, zstd)"),
 ]
-_LISTS = {"kafka_brokers", "kafka_plugin_brokers", "http_cors_allow_origin", "poll_cors_allow_origin"}
+_LISTS = {"kafka_topic", "kafka_brokers", "kafka_plugin_brokers", "http_cors_allow_origin", "poll_cors_allow_origin"}
 # pre-release plugin flag names, kept working but hidden from --help
 _ALIAS_PREFIXES = {"--aio-poll-": "--aio-sender-plugin-poll-", "--aio-http-": "--aio-sender-plugin-http-",
                    "--aio-kafka-": "--aio-sender-plugin-kafka-"}
@@ -378,4 +400,14 @@ def from_args(ns: argparse.Namespace, base: Config | None = None) -> Config:
             raise SystemExit(f"resonate: invalid --metrics-addr: {e}") from None
     if cfg.sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
         raise SystemExit(f"resonate: invalid --aio-store-sqlite-synchronous {cfg.sqlite_synchronous!r}")
+    if cfg.kafka_auto_offset_reset not in ("earliest", "latest"):
+        raise SystemExit(f"resonate: invalid --api-kafka-auto-offset-reset {cfg.kafka_auto_offset_reset!r}")
+    if cfg.kafka_enable or cfg.kafka_plugin_enable:
+        from .core.delivery.kafka import security_from
+        try:
+            security_from(cfg.kafka_security_protocol, cfg.kafka_sasl_mechanism, cfg.kafka_sasl_username,
+                          cfg.kafka_sasl_password_file, cfg.kafka_sasl_password_env, cfg.kafka_ssl_cafile)
+        except (ValueError, OSError) as e:
+            raise SystemExit(f"resonate: Kafka security settings (--api-kafka-security-protocol, "
+                             f"--api-kafka-sasl-*, --api-kafka-ssl-cafile): {e}") from None
     return cfg

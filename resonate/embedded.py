@@ -66,7 +66,7 @@ class ServerSettings(TypedDict, total=False):
     grpc_addr: tuple[str, int] | str
     kafka_enable: bool
     kafka_brokers: list[str] | str
-    kafka_topic: str
+    kafka_topic: list[str] | str
     kafka_target: str
     kafka_consumer_group: str
     kafka_timeout_ms: int
@@ -119,7 +119,7 @@ def embedded_defaults() -> dict[str, Any]:
             "sqlite_path": ":memory:", "signal_timeout_ms": TEST_SIGNAL_TIMEOUT_MS,
             "metrics_addr": "",  # no metrics endpoint unless asked for (e.g. "127.0.0.1:0")
             "postgres_query": {"sslmode": "disable"},
-            "kafka_topic": f"resonate-embedded-{suffix}", "kafka_target": f"resonate.embedded.{suffix}"}
+            "kafka_topic": [f"resonate-embedded-{suffix}"], "kafka_target": f"resonate.embedded.{suffix}"}
 
 
 def _coerce(name: str, kind: Any, value: Any) -> Any:
@@ -447,8 +447,13 @@ class EmbeddedServer:
 
     @property
     def kafka_topic(self) -> str | None:
-        """The request topic of the Kafka API (None when it is off)."""
-        return self.config.kafka_topic if self.config.kafka_enable else None
+        """The (first) request topic of the Kafka API (None when it is off)."""
+        return self.config.kafka_topic[0] if self.config.kafka_enable else None
+
+    @property
+    def kafka_topics(self) -> list[str]:
+        """Every request topic the Kafka API serves (empty when it is off)."""
+        return list(self.config.kafka_topic) if self.config.kafka_enable else []
 
     @property
     def kafka_target(self) -> str | None:
@@ -460,7 +465,7 @@ class EmbeddedServer:
         """Where the Kafka API puts requests it cannot read (None when it is off)."""
         if not self.config.kafka_enable:
             return None
-        return self.config.kafka_dead_letter_topic or f"{self.config.kafka_topic}.dlq"
+        return self.config.kafka_dead_letter_topic or f"{self.config.kafka_topic[0]}.dlq"
 
     @property
     def kafka_brokers(self) -> list[str]:

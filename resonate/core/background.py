@@ -155,3 +155,17 @@ BACKGROUND_EXECUTORS = {
     SchedulePromises: run_schedule_promises, EnqueueTasks: run_enqueue_tasks,
     RecordSendOutcomes: run_record_send_outcomes,
 }
+
+
+# -- pruning of stored replies (deduplicated Kafka requests): kept for a retention, then deleted
+@dataclass(slots=True)
+class PruneReplies:
+    retention_ms: int
+    limit: int = 1000
+
+
+def run_prune_replies(ctx: Context, req: PruneReplies) -> Result:
+    return Result(OK, ctx.tx.delete_replies_before(ctx.now - req.retention_ms, req.limit))
+
+
+BACKGROUND_EXECUTORS[PruneReplies] = run_prune_replies

@@ -7,19 +7,17 @@ request that fails rolls back only its own savepoint; its neighbours commit.
 """
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
-from . import gojson
 from .background import BACKGROUND_EXECUTORS
-from .codes import ApiError, ErrorKind, invalid, server_error
-from .operations import EXECUTORS, Context, CoreConfig, Outgoing, Result, Retry, render
+from .codes import ApiError, invalid, server_error
+from .operations import EXECUTORS, Context, CoreConfig, Outgoing, Result, Retry
 from .store.base import RejectedValue, RetryableStoreError, Store
 from ..observability import metrics
 
@@ -32,34 +30,22 @@ def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class Rendered:
-    """A response body already in its JSON form (a stored reply being replayed)."""
+class Dedup(Protocol):
+    """A caller's deduplication hook: the kernel stores the outcome under `key` in the request's own
+    transaction, and replays the stored form when the key comes again. The caller owns the format."""
 
-    __slots__ = ("json",)
+    key: str
 
-    def __init__(self, json_body: Any):
-        self.json = json_body
+    def stored_form(self, ok: bool, value: Any) -> bytes: ...
 
-    def to_json(self) -> Any:
-        return self.json
-
-
-class ReplayedError(ApiError):
-    """A stored error reply, replayed verbatim."""
-
-    def __init__(self, stored: dict):
-        super().__init__(stored.get("code", 50000), ErrorKind.SERVER)
-        self.stored = stored
-
-    def to_json(self) -> dict:
-        return self.stored
+    def replay(self, stored: bytes) -> tuple[bool, Any]: ...
 
 
 @dataclass(slots=True)
 class _Item:
     request: Any
     future: Future
-    dedup_key: str | None
+    dedup: Dedup | None
     counted: bool
 
 
@@ -78,6 +64,8 @@ class Kernel:
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._pending = 0
         self._pending_lock = threading.Lock()
+        self._room = threading.Condition(self._pending_lock)  # signalled when a counted request leaves
+        self._waiting = 0  # callers waiting for room
         self._accepting = False
         self._accepting_lock = threading.Lock()  # no request is queued after stop() stopped accepting
         self._threads: list[threading.Thread] = []
@@ -117,8 +105,7 @@ class Kernel:
                 stops += 1
                 continue
             if item.counted:
-                with self._pending_lock:
-                    self._pending -= 1
+                self._release()
             if item.future.set_running_or_notify_cancel():
                 item.future.set_exception(server_error(50300))
         for _ in range(stops):
@@ -129,21 +116,43 @@ class Kernel:
         return self._accepting
 
     # -- submission
-    def submit(self, request: Any, dedup_key: str | None = None, *, background: bool = False) -> Future:
+    def submit(self, request: Any, dedup: Dedup | None = None, *, background: bool = False,
+               wait: bool = False) -> Future:
+        """Queue a request. When the queue is full: 50301, or with `wait` block until there is room
+        (back-pressure for transports that can hold their input back, such as Kafka)."""
         future: Future = Future()
-        with self._accepting_lock:
+        if not self._accepting:
+            future.set_exception(server_error(50300))
+            return future
+        counted = not background
+        if counted:
+            with self._room:
+                if wait:
+                    self._waiting += 1
+                    while self._pending >= self.queue_limit and self._accepting:
+                        self._room.wait(0.1)
+                    self._waiting -= 1
+                if not self._accepting:
+                    future.set_exception(server_error(50300))
+                    return future
+                # room freed while callers wait is theirs: a caller that does not wait would take it first
+                if self._pending >= self.queue_limit or (self._waiting and not wait):
+                    future.set_exception(server_error(50301))
+                    return future
+                self._pending += 1
+        with self._accepting_lock:  # checked and queued together: nothing is queued after stop()
             if not self._accepting:
+                if counted:
+                    self._release()
                 future.set_exception(server_error(50300))
                 return future
-            counted = not background
-            if counted:
-                with self._pending_lock:
-                    if self._pending >= self.queue_limit:
-                        future.set_exception(server_error(50301))
-                        return future
-                    self._pending += 1
-            self._queue.put(_Item(request, future, dedup_key, counted))
+            self._queue.put(_Item(request, future, dedup, counted))
         return future
+
+    def _release(self) -> None:
+        with self._room:
+            self._pending -= 1
+            self._room.notify()
 
     def call(self, request: Any, timeout: float | None = 30) -> Result:
         """Synchronous submit, for tests, benchmarks and loops."""
@@ -182,8 +191,7 @@ class Kernel:
             if item.future.set_running_or_notify_cancel():
                 live.append(item)
             elif item.counted:
-                with self._pending_lock:
-                    self._pending -= 1
+                self._release()
         batch = live
         if not batch:
             return
@@ -222,8 +230,7 @@ class Kernel:
                                  time.perf_counter() - started, ok=committed)
         for item, (ok, value) in zip(batch, outcomes):
             if item.counted:
-                with self._pending_lock:
-                    self._pending -= 1
+                self._release()
             if ok:
                 item.future.set_result(value)
             else:
@@ -241,11 +248,11 @@ class Kernel:
             return False, server_error(50000, f"unknown request {type(item.request).__name__}")
         conn.savepoint()
         try:
-            if item.dedup_key is not None:
-                stored = tx.read_reply(item.dedup_key)
+            if item.dedup is not None:
+                stored = tx.read_reply(item.dedup.key)
                 if stored is not None:
                     conn.release_savepoint()
-                    return _replay(stored)
+                    return item.dedup.replay(stored)
             for _ in range(MAX_RETRIES):
                 local: list[Outgoing] = []
                 ctx = Context(tx=tx, now=now, config=self.config, outbox=local)
@@ -260,8 +267,8 @@ class Kernel:
                     outcome = (False, e)
                 except RejectedValue as e:  # a value the database cannot hold: a bad request
                     outcome = (False, invalid(str(e)))
-                if item.dedup_key is not None:
-                    tx.insert_reply(item.dedup_key, _stored_form(outcome), now)
+                if item.dedup is not None:
+                    tx.insert_reply(item.dedup.key, item.dedup.stored_form(*outcome), now)
                 conn.release_savepoint()
                 outgoing.extend(local)
                 return outcome
@@ -275,16 +282,3 @@ class Kernel:
             return False, server_error(50004, str(e))
 
 
-def _stored_form(outcome: tuple[bool, Any]) -> bytes:
-    ok, value = outcome
-    if ok:
-        return gojson.dumps({"code": value.code, "body": render(value.body)}).encode()
-    return gojson.dumps({"code": value.code, "error": value.to_json()}).encode()
-
-
-def _replay(stored: bytes) -> tuple[bool, Any]:
-    doc = json.loads(stored)
-    if "error" in doc:
-        return False, ReplayedError(doc["error"])
-    body = doc.get("body")
-    return True, Result(doc["code"], Rendered(body) if body is not None else None)

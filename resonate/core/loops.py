@@ -6,7 +6,7 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from .background import EnqueueTasks, SchedulePromises, TimeoutLocks, TimeoutPromises, TimeoutTasks
+from .background import EnqueueTasks, PruneReplies, SchedulePromises, TimeoutLocks, TimeoutPromises, TimeoutTasks
 from .codes import ApiError
 
 log = logging.getLogger("resonate.loops")
@@ -18,6 +18,8 @@ class LoopConfig:
     promise_batch_size: int = 100
     schedule_batch_size: int = 100
     task_batch_size: int = 100
+    reply_retention_ms: int = 24 * 3600 * 1000  # stored replies of deduplicated (Kafka) requests
+    reply_batch_size: int = 1000
 
 
 class BackgroundLoops:
@@ -35,6 +37,7 @@ class BackgroundLoops:
             ("timeout-locks", TimeoutLocks, None),
             ("enqueue-tasks", lambda: EnqueueTasks(c.task_batch_size), c.task_batch_size),
             ("timeout-tasks", lambda: TimeoutTasks(c.task_batch_size), c.task_batch_size),
+            ("prune-replies", lambda: PruneReplies(c.reply_retention_ms, c.reply_batch_size), c.reply_batch_size),
         ]
 
     def start(self) -> None:

@@ -135,3 +135,21 @@ def postgres_database(postgres_server: PostgresServer) -> Iterator[str]:
     dsn = postgres_server.create_database(name)
     yield dsn
     postgres_server.drop_database(name)
+
+
+SASL_USERS = {"resonate": "resonate-secret"}  # users of the production-like broker's SASL listener
+_production_kafka = _Shared("the production-like Kafka broker",
+                            lambda: KafkaBroker(auto_create_topics=False, sasl_users=SASL_USERS, tls=True))
+
+
+@pytest.fixture(scope="session")
+def production_kafka_broker() -> Iterator[KafkaBroker]:
+    """A second real broker set up as in production: topics are never created on demand
+    (auto.create.topics.enable=false), with a SASL_PLAINTEXT listener (``sasl_bootstrap``; users in
+    SASL_USERS; PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512) and an SSL listener (``ssl_bootstrap``, CA in
+    ``ca_file``). Tests create every topic they use."""
+    broker = _production_kafka.acquire()
+    try:
+        yield broker
+    finally:
+        _production_kafka.release()

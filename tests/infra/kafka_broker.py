@@ -208,8 +208,15 @@ class KafkaBroker:
         jar_dir: Path | str | None = None,
         base_dir: Path | str | None = None,
         use_cds: bool = True,
+        sasl_users: dict[str, str] | None = None,
+        tls: bool = False,
     ) -> None:
         self.auto_create_topics = auto_create_topics
+        # user -> password: adds a SASL_PLAINTEXT listener (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)
+        self.sasl_users = dict(sasl_users or {})
+        self.sasl_port = free_port() if self.sasl_users else None
+        # an SSL listener with a certificate for 127.0.0.1 signed by a throw-away CA (``ca_file``)
+        self.ssl_port = free_port() if tls else None
         self.num_partitions = num_partitions
         self.extra_config = dict(extra_config or {})
         self.jvm_opts = list(DEFAULT_JVM_OPTS if jvm_opts is None else jvm_opts)
@@ -237,6 +244,88 @@ class KafkaBroker:
     @property
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def sasl_bootstrap(self) -> str:
+        """The SASL_PLAINTEXT listener (only with ``sasl_users``)."""
+        if self.sasl_port is None:
+            raise KafkaBrokerError("this broker has no SASL listener (pass sasl_users)")
+        return f"{self.host}:{self.sasl_port}"
+
+    @property
+    def ssl_bootstrap(self) -> str:
+        """The SSL listener (only with ``tls=True``); its CA certificate is ``ca_file``."""
+        if self.ssl_port is None:
+            raise KafkaBrokerError("this broker has no SSL listener (pass tls=True)")
+        return f"{self.host}:{self.ssl_port}"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.dir / "tls" / "ca.pem"
+
+    def _make_certificates(self) -> Path:
+        """A CA and a server certificate for 127.0.0.1 (openssl); returns the PEM key store (key + chain)."""
+        tls = self.dir / "tls"
+        tls.mkdir(exist_ok=True)
+        openssl = shutil.which("openssl")
+        if openssl is None:
+            raise KafkaBrokerError("Kafka broker: TLS needs the openssl command (apt-get install openssl)")
+        (tls / "san.ext").write_text(f"subjectAltName=IP:{self.host},DNS:localhost\n")
+        steps = [
+            ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "7",
+             "-subj", "/CN=resonate-test-ca"],
+            ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+             "-subj", f"/CN={self.host}"],
+            ["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+             "-out", "server.crt", "-days", "7", "-extfile", "san.ext"],
+            ["pkcs8", "-topk8", "-nocrypt", "-in", "server.key", "-out", "server.p8"],
+        ]
+        for step in steps:
+            r = subprocess.run([openssl, *step], cwd=tls, capture_output=True, text=True, timeout=60)
+            if r.returncode != 0:
+                raise KafkaBrokerError(f"Kafka broker: openssl {step[0]} failed: {r.stderr.strip()}")
+        keystore = tls / "keystore.pem"
+        keystore.write_text((tls / "server.p8").read_text() + (tls / "server.crt").read_text())
+        return keystore
+
+    def _listener_config(self) -> dict[str, object]:
+        """Listeners, with the SASL_PLAINTEXT and SSL ones when asked for."""
+        listeners = [f"PLAINTEXT://{self.host}:{self.port}"]
+        protocols = ["PLAINTEXT:PLAINTEXT", "CONTROLLER:PLAINTEXT"]
+        extra: dict[str, object] = {}
+        if self.sasl_users:
+            listeners.append(f"SASL_PLAINTEXT://{self.host}:{self.sasl_port}")
+            protocols.append("SASL_PLAINTEXT:SASL_PLAINTEXT")
+            extra.update(self._sasl_config())
+        if self.ssl_port is not None:
+            listeners.append(f"SSL://{self.host}:{self.ssl_port}")
+            protocols.append("SSL:SSL")
+            extra.update({"ssl.keystore.type": "PEM", "ssl.keystore.location": str(self._make_certificates())})
+        return {
+            "listeners": ",".join(listeners + [f"CONTROLLER://{self.host}:{self.controller_port}"]),
+            "advertised.listeners": ",".join(listeners),
+            "listener.security.protocol.map": ",".join(protocols),
+            **extra,
+        }
+
+    def _sasl_config(self) -> dict[str, object]:
+        plain_users = " ".join(f'user_{u}="{p}"' for u, p in self.sasl_users.items())
+        prefix = "listener.name.sasl_plaintext"
+        return {
+            "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+            f"{prefix}.plain.sasl.jaas.config":
+                f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain_users};",
+            f"{prefix}.scram-sha-256.sasl.jaas.config": "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            f"{prefix}.scram-sha-512.sasl.jaas.config": "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+        }
+
+    def _scram_format_args(self) -> list[str]:
+        """SCRAM credentials are stored in the cluster metadata, written when the storage is formatted."""
+        args = []
+        for user, password in self.sasl_users.items():
+            for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512"):
+                args += ["--add-scram", f"{mechanism}=[name={user},password={password}]"]
+        return args
 
     @property
     def pid(self) -> int | None:
@@ -280,6 +369,7 @@ class KafkaBroker:
             "num.io.threads": 4,
             "num.recovery.threads.per.data.dir": 1,
         }
+        cfg.update(self._listener_config())
         cfg.update(self.extra_config)
         self.config_path.write_text("".join(f"{k}={v}\n" for k, v in cfg.items()))
         (self.dir / "log4j2.properties").write_text(_LOG4J2.format(log=self.log_path))
@@ -294,7 +384,7 @@ class KafkaBroker:
             cmd = [java, *self.jvm_opts, *cds, f"-XX:ErrorFile={self.dir}/hs_err_%p.log",
                    f"-Dlog4j2.configurationFile={self.dir / 'log4j2.properties'}",
                    "-cp", _classpath(self.jar_dir), tool, "format",
-                   "-t", self.cluster_id, "-c", str(self.config_path)]
+                   "-t", self.cluster_id, "-c", str(self.config_path), *self._scram_format_args()]
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
                                stdin=subprocess.DEVNULL, cwd=str(self.dir))
             if r.returncode != 0 and use_archive and not (self.data_dir / "meta.properties").exists():

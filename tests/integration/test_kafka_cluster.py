@@ -56,7 +56,7 @@ def test_two_targets_on_one_topic_each_answer_their_own_requests(kafka_broker):
             runner.send(env)
             sent[env["correlationId"]] = (target, f"{topic}-{i}")
         runner.collector.wait_all(list(sent), timeout=60)
-        time.sleep(0.5)  # a second answer, if any, would arrive now
+        runner.sentinels(range(4), targets=list(tenants))  # a second answer, if any, arrived before these
         for cid, (target, pid) in sent.items():
             replies = runner.collector.replies[cid]
             assert len(replies) == 1 and replies[0]["success"] and replies[0]["target"] == target, replies
@@ -97,7 +97,7 @@ def test_group_members_share_partitions_and_a_killed_member_loses_and_duplicates
         first.kill()  # SIGKILL mid-stream: its uncommitted requests go to the survivor
         producer.join()
         runner.collector.wait_all(list(sent), timeout=90)
-        time.sleep(1)
+        runner.sentinels(range(4))  # answered by the survivor after every redelivered request
         for cid, pid in sent.items():
             replies = runner.collector.replies[cid]
             assert all(r == replies[0] for r in replies), replies  # redelivery answers identically

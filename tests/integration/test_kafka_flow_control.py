@@ -28,7 +28,7 @@ def test_a_burst_pauses_fetching_and_every_request_is_answered_in_order(kafka_br
     kernel = Kernel(SqliteStore(os.path.join(tempfile.mkdtemp(prefix="resonate-flow-"), "flow.db")))
     kernel.start()
     pipeline = KafkaPipeline(kernel, PipelineSettings(
-        brokers=[kafka_broker.bootstrap], topic=topic, target="flow.server", group=f"{topic}-group",
+        brokers=[kafka_broker.bootstrap], topics=[topic], target="flow.server", group=f"{topic}-group",
         dead_letter_topic=f"{topic}.dlq", partition_high_water=20, pipeline_depth=4))
     pipeline.start()
     try:

@@ -21,9 +21,11 @@ import re
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.infra.fixtures import kafka_broker, postgres_server  # noqa: F401  (one shared service per session)
 from tests.integration.test_postgres_scale import search_all, wait_for
@@ -66,8 +68,35 @@ def canonical(reply: dict) -> str:
     return json.dumps(reply, sort_keys=True)
 
 
-def test_three_servers_share_partitions_and_a_sigkilled_one_loses_and_duplicates_nothing(
-        kafka_broker, postgres_server):  # noqa: F811
+def stream_of_envelopes(topic: str) -> list[tuple[str, str, int, dict]]:
+    """Per promise: its create and completion A on its home partition, completion B on another's."""
+    envelopes = []
+    for i in range(PROMISES):
+        pid = f"{topic}-{i:03d}"
+        home = i % PARTITIONS
+        other = (home + 3) % PARTITIONS  # another server's (the range assignor gives out 01, 23, 45)
+        envelopes += [
+            ("create", pid, home, {"id": pid, "timeout": FUTURE}),  # no iKey: a re-run would be 40900
+            ("complete-a", pid, home, {"id": pid, "state": "RESOLVED", "value": {"data": b64(f"a-{pid}")},
+                                       "iKey": f"a-{pid}"}),
+            ("complete-b", pid, other, {"id": pid, "state": "REJECTED", "value": {"data": b64(f"b-{pid}")},
+                                        "iKey": f"b-{pid}"}),
+        ]
+    return envelopes
+
+
+@dataclass
+class SigkillRun:
+    sent: dict[str, tuple[str, str, int]]  # correlationId -> (kind, promise id, partition)
+    replies: dict[str, list[dict]]  # correlationId -> every reply received for it
+    stored: dict[str, dict]  # promise id -> the promise as the database has it afterwards
+    stop_codes: list[int]  # exit codes of the two survivors
+    logs: list[str]
+
+
+@pytest.fixture(scope="module")
+def sigkill_run(kafka_broker, postgres_server) -> SigkillRun:  # noqa: F811
+    """Three servers share the partitions; one is SIGKILLed mid-stream; the survivors finish."""
     run = uuid.uuid4().hex[:8]
     topic, replies_topic = f"kpg-{run}", f"kpg-{run}.replies"
     target, group = "scale.server", f"scale-servers-{run}"
@@ -99,18 +128,7 @@ def test_three_servers_share_partitions_and_a_sigkilled_one_loses_and_duplicates
 
             wait_for(group_is_stable, 45, "the three servers to share the request topic's partitions")
 
-            envelopes = []
-            for i in range(PROMISES):
-                pid = f"{topic}-{i:03d}"
-                home = i % PARTITIONS
-                other = (home + 3) % PARTITIONS  # another server's (the range assignor gives out 01, 23, 45)
-                envelopes += [
-                    ("create", pid, home, {"id": pid, "timeout": FUTURE}),  # no iKey: a re-run would be 40900
-                    ("complete-a", pid, home, {"id": pid, "state": "RESOLVED", "value": {"data": b64(f"a-{pid}")},
-                                               "iKey": f"a-{pid}"}),
-                    ("complete-b", pid, other, {"id": pid, "state": "REJECTED", "value": {"data": b64(f"b-{pid}")},
-                                                "iKey": f"b-{pid}"}),
-                ]
+            envelopes = stream_of_envelopes(topic)
 
             def send(batch) -> None:
                 """Sends a burst (so that the servers have a backlog), then waits for the broker's acks."""
@@ -157,11 +175,12 @@ def test_three_servers_share_partitions_and_a_sigkilled_one_loses_and_duplicates
             assert len(sent) == len(envelopes)
             # the survivors take over the victim's partitions (after the session timeout) and answer the rest
             runner.collector.wait_all(list(sent), timeout=60)
-            time.sleep(1.0)  # a second (possibly different) reply to any request would arrive meanwhile
-            replies = {cid: list(runner.collector.replies[cid]) for cid in sent}
             survivors = [s for s in servers if s is not victim]
             # the survivors split all six partitions between them now
             wait_for(lambda: split([assignments(s) for s in survivors]), 30, "the survivors to share the partitions")
+            # a second (possibly different) reply to any request would arrive before these sentinels' replies
+            runner.sentinels(range(PARTITIONS))
+            replies = {cid: list(runner.collector.replies[cid]) for cid in sent}
             with httpx.Client(base_url=survivors[0].url, timeout=30) as client:
                 stored = {p["id"]: p for p in search_all(client, f"{topic}-*")}
         finally:
@@ -172,17 +191,27 @@ def test_three_servers_share_partitions_and_a_sigkilled_one_loses_and_duplicates
                     s.kill()
                 else:
                     stop_codes.append(s.stop())
+    return SigkillRun(sent, replies, stored, stop_codes, [s.log_tail() for s in servers if s is not victim])
 
-    assert stop_codes == [0, 0], [s.log_tail() for s in servers if s is not victim]
 
-    # exactly one distinct reply per correlationId (a redelivered request is answered identically)
+def test_the_survivors_shut_down_cleanly(sigkill_run):
+    assert sigkill_run.stop_codes == [0, 0], sigkill_run.logs
+
+
+def test_every_request_has_exactly_one_distinct_reply(sigkill_run):
+    replies = sigkill_run.replies
     different = {cid: rs for cid, rs in replies.items() if len({canonical(r) for r in rs}) != 1}
     assert not different, list(different.items())[:3]
     reply = {cid: rs[0] for cid, rs in replies.items()}
     for cid, r in reply.items():
         assert r["correlationId"] == cid and r["target"] == "test-client", r
 
-    created, wins = set(), {}
+
+def outcomes(run: SigkillRun) -> tuple[set[str], dict[str, list]]:
+    """The creates acknowledged, and per promise the completions that won (checking every reply)."""
+    sent, reply = run.sent, {cid: rs[0] for cid, rs in run.replies.items()}
+    created: set[str] = set()
+    wins: dict[str, list] = {}
     for cid, (kind, pid, _) in sent.items():
         r = reply[cid]
         if kind == "create":
@@ -198,13 +227,20 @@ def test_three_servers_share_partitions_and_a_sigkilled_one_loses_and_duplicates
             # the loser sees the winner's state; B may also run before the create (another partition)
             allowed = {40302} if kind == "complete-a" else {40301, 40400}
             assert r["error"]["code"] in allowed, r
+    return created, wins
 
-    # every acknowledged create is in the database
+
+def test_every_acknowledged_create_is_stored(sigkill_run):
+    created, _ = outcomes(sigkill_run)
+    stored = sigkill_run.stored
     missing = created - set(stored)
     assert not missing, f"acknowledged creates missing: {sorted(missing)[:10]}"
     assert len(created) == PROMISES
 
-    # each promise was completed once, by exactly one of its two completions, with that one's value
+
+def test_each_promise_was_completed_once_by_exactly_one_completion(sigkill_run):
+    created, wins = outcomes(sigkill_run)
+    stored = sigkill_run.stored
     for pid in created:
         promise = stored[pid]
         assert len(wins.get(pid, [])) == 1, (pid, wins.get(pid), promise)

@@ -172,6 +172,7 @@ def test_a_deduplicated_request_runs_once_across_servers(postgres_server, databa
     """Two kernels on one database (two servers) handed the same Kafka request at once: one runs it,
     the other replays its stored reply instead of running it again (which would answer 409)."""
     from resonate.core.kernel import Kernel
+    from resonate.api.kafka.dedup import KafkaDedup
     from resonate.core.requests import decode
     from resonate.core.store.postgres import PostgresStore
 
@@ -181,7 +182,7 @@ def test_a_deduplicated_request_runs_once_across_servers(postgres_server, databa
     try:
         for n in range(20):
             futures = [kernel.submit(decode("promises.create", {"id": f"dedup-{n}", "timeout": FUTURE}),
-                       dedup_key=f"correlation-{n}") for kernel in kernels for _ in range(2)]
+                       dedup=KafkaDedup(f"correlation-{n}")) for kernel in kernels for _ in range(2)]
             assert [f.result(30).code for f in futures] == [20100] * 4
     finally:
         for kernel in kernels:

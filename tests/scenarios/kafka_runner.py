@@ -130,6 +130,19 @@ class KafkaRunner:
         value = envelope if isinstance(envelope, bytes) else json.dumps(envelope).encode()
         self.producer.send(self.topic, value=value, key=key).get(timeout=30)
 
+    def sentinels(self, partitions, targets=None, timeout: float = 60.0) -> None:
+        """A positive signal that everything sent before was processed: a request on each partition (for
+        each target), sent now, answered. A partition's requests are answered in offset order, so once
+        every sentinel's reply is in, any reply to an earlier request would have arrived already."""
+        waiting = []
+        for target in targets or [self.target]:
+            for partition in partitions:
+                env = self.envelope("promises.read", {"id": f"sentinel-{uuid.uuid4().hex}"})
+                env["target"] = target
+                self.producer.send(self.topic, value=json.dumps(env).encode(), partition=partition).get(timeout=30)
+                waiting.append(env["correlationId"])
+        self.collector.wait_all(waiting, timeout)
+
     def request(self, envelope: dict) -> dict:
         self.send(envelope)
         return self.collector.wait(envelope["correlationId"], self.timeout)[0]

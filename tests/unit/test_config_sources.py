@@ -364,7 +364,7 @@ def test_flags_added_elsewhere_get_file_and_environment_support(no_file, monkeyp
 
     def add_flags_and_one_more(parser, defaults=None):
         original(parser, defaults)
-        parser.add_argument("--api-kafka-sasl-mechanism", dest="extra_sasl", default="PLAIN")
+        parser.add_argument("--api-kafka-example-mechanism", dest="extra_sasl", default="PLAIN")
 
     monkeypatch.setattr(cli, "add_flags", add_flags_and_one_more)
     parser = cli.build_parser()
@@ -372,7 +372,7 @@ def test_flags_added_elsewhere_get_file_and_environment_support(no_file, monkeyp
     from resonate.config_sources import apply_sources, defer_defaults
     defer_defaults(sub)
     ns = parser.parse_args(["serve"])
-    apply_sources(sub, ns, "resonate", {"API_SUBSYSTEMS_KAFKA_CONFIG_SASLMECHANISM": "SCRAM-SHA-512"})
+    apply_sources(sub, ns, "resonate", {"API_SUBSYSTEMS_KAFKA_CONFIG_EXAMPLEMECHANISM": "SCRAM-SHA-512"})
     assert ns.extra_sasl == "SCRAM-SHA-512"
     ns = parser.parse_args(["serve"])
     apply_sources(sub, ns, "resonate", {})

@@ -19,7 +19,8 @@ def test_embedded_defaults_differ_from_the_cli_only_where_a_test_needs_it():
     cfg, cli = embedded_config(), Config()
     assert (cfg.http_addr, cfg.grpc_addr, cfg.poll_addr) == (("127.0.0.1", 0),) * 3
     assert cfg.sqlite_path == ":memory:" and cfg.signal_timeout_ms == 100
-    assert cfg.kafka_topic.startswith("resonate-embedded-") and cfg.kafka_target.startswith("resonate.embedded.")
+    assert len(cfg.kafka_topic) == 1 and cfg.kafka_topic[0].startswith("resonate-embedded-")
+    assert cfg.kafka_target.startswith("resonate.embedded.") and cfg.metrics_addr == ""
     assert (cfg.http_enable, cfg.grpc_enable, cfg.kafka_enable, cfg.api_size) == \
         (cli.http_enable, cli.grpc_enable, cli.kafka_enable, cli.api_size)
 

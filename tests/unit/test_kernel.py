@@ -6,6 +6,7 @@ from concurrent.futures import wait
 
 import pytest
 
+from resonate.api.kafka.dedup import KafkaDedup
 from resonate.core import operations
 from resonate.core.codes import ApiError
 from resonate.core.kernel import Kernel
@@ -98,13 +99,13 @@ def test_lazy_timeout_writes_survive_an_error_answer(tmp_path):
 def test_deduplicated_request_is_answered_from_the_store(tmp_path):
     kernel = make_kernel(tmp_path)
     try:
-        first = kernel.submit(create(7), dedup_key="kafka:t:c1").result()
-        again = kernel.submit(create(7), dedup_key="kafka:t:c1").result()
+        first = kernel.submit(create(7), dedup=KafkaDedup("kafka:t:c1")).result()
+        again = kernel.submit(create(7), dedup=KafkaDedup("kafka:t:c1")).result()
         assert first.code == again.code == 20100  # not 409: the stored reply is replayed
         assert render(again.body) == render(first.body)
-        fresh = kernel.submit(create(7), dedup_key="kafka:t:c2")
+        fresh = kernel.submit(create(7), dedup=KafkaDedup("kafka:t:c2"))
         assert fresh.exception().code == 40900
-        replay = kernel.submit(create(7), dedup_key="kafka:t:c2")
+        replay = kernel.submit(create(7), dedup=KafkaDedup("kafka:t:c2"))
         assert replay.exception().to_json() == fresh.exception().to_json()
     finally:
         kernel.stop()

@@ -3,28 +3,39 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
+from urllib.parse import quote
 
+from ...core.delivery.kafka import security_from
 from .consumer import KafkaPipeline, PipelineSettings
 
 log = logging.getLogger("resonate.kafka")
+
+GROUP_PREFIX = "resonate-servers."
 
 
 def default_group(target: str) -> str:
     """Each target gets its own consumer group, so two targets on one topic both see every message.
 
-    (The reference defaults every server to `resonate-servers`; servers with different targets then
-    split the partitions and discard each other's messages.)
+    The mapping is one-to-one (percent-encoding, so `a b` and `a_b`, or an empty target and `default`,
+    never share a group and split each other's partitions). The reference defaults every server to
+    `resonate-servers`; servers with different targets then discard each other's messages.
     """
-    return "resonate-servers." + re.sub(r"[^A-Za-z0-9._-]", "_", target or "default")
+    return GROUP_PREFIX + quote(target, safe="")
+
+
+def api_security(cfg):
+    return security_from(cfg.kafka_security_protocol, cfg.kafka_sasl_mechanism, cfg.kafka_sasl_username,
+                         cfg.kafka_sasl_password_file, cfg.kafka_sasl_password_env, cfg.kafka_ssl_cafile)
 
 
 def settings_from_config(cfg) -> PipelineSettings:
+    topics = list(cfg.kafka_topic) if not isinstance(cfg.kafka_topic, str) else [cfg.kafka_topic]
     return PipelineSettings(
-        brokers=list(cfg.kafka_brokers), topic=cfg.kafka_topic, target=cfg.kafka_target,
+        brokers=list(cfg.kafka_brokers), topics=topics, target=cfg.kafka_target,
         group=cfg.kafka_consumer_group or default_group(cfg.kafka_target),
-        dead_letter_topic=cfg.kafka_dead_letter_topic or f"{cfg.kafka_topic}.dlq",
-        reply_timeout_ms=cfg.kafka_timeout_ms)
+        dead_letter_topic=cfg.kafka_dead_letter_topic or f"{topics[0]}.dlq",
+        reply_timeout_ms=cfg.kafka_timeout_ms, auto_offset_reset=cfg.kafka_auto_offset_reset,
+        security=api_security(cfg))
 
 
 class KafkaServer:
@@ -33,8 +44,6 @@ class KafkaServer:
 
     def __init__(self, kernel, cfg):
         self.cfg = cfg
-        if getattr(cfg, "log_level", "info") != "debug":
-            logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python logs every rebalance step at INFO
         self.pipeline = KafkaPipeline(kernel, settings_from_config(cfg))
 
     @property

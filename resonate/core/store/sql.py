@@ -320,3 +320,8 @@ class SqlTx:
     def insert_reply(self, key: str, reply: bytes, now: int) -> None:
         self.execute("INSERT INTO replies (key, reply, created_on) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING",
                      (key, self.blob(reply), now))
+
+    def delete_replies_before(self, cutoff: int, limit: int) -> int:
+        """Delete up to `limit` stored replies created before `cutoff`; returns how many."""
+        return self.execute("DELETE FROM replies WHERE key IN"
+                            " (SELECT key FROM replies WHERE created_on < ? LIMIT ?)", (cutoff, limit))
