@@ -45,7 +45,8 @@ class Server:
                              queue_limit=cfg.api_size)
         self.loops = BackgroundLoops(self.kernel, LoopConfig(
             period_s=cfg.signal_timeout_ms / 1000, promise_batch_size=cfg.promise_batch_size,
-            schedule_batch_size=cfg.schedule_batch_size, task_batch_size=cfg.task_batch_size))
+            schedule_batch_size=cfg.schedule_batch_size, task_batch_size=cfg.task_batch_size,
+            mode=cfg.background_mode))
         self.poll: PollPlugin | None = None
         self.dispatcher: Dispatcher | None = None
         self._uvicorn: list[_QuietServer] = []
@@ -113,7 +114,7 @@ class Server:
 
     async def stop(self) -> None:
         """In-flight requests finish; new ones are refused; then the kernel drains and the store closes."""
-        self.loops.stop()
+        await asyncio.to_thread(self.loops.stop)  # joins its threads: off the event loop
         for transport in reversed(self._transports):
             with contextlib.suppress(Exception):
                 await transport.stop()

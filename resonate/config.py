@@ -139,6 +139,9 @@ class Config:
     kafka_plugin_ttr_ms: int = 15_000
     kafka_plugin_ttc_ms: int = 0
 
+    # background work (issue 8): "event" (default) or "period", the old period-only passes (baselines)
+    background_mode: str = "event"
+
     @property
     def base_url(self) -> str:
         if self.system_url:
@@ -210,6 +213,20 @@ FLAGS: list[tuple[str, str, object, str]] = [
     ("--aio-sender-plugin-kafka-ttr", "kafka_plugin_ttr_ms", parse_duration_ms, "retry delay after a failure"),
     ("--aio-sender-plugin-kafka-ttc", "kafka_plugin_ttc_ms", parse_duration_ms, "claim window after a delivery"),
 ]
+
+
+# -- background work (kernel, issue 8): hidden, for baselines and benchmarks
+def parse_background_mode(text: str) -> str:
+    if text not in ("event", "period"):
+        raise argparse.ArgumentTypeError(f"invalid background mode {text!r} (event or period)")
+    return text
+
+
+FLAGS += [
+    ("--system-background-mode", "background_mode", parse_background_mode, argparse.SUPPRESS),
+]
+# -- end background work
+
 _LISTS = {"kafka_brokers", "kafka_plugin_brokers", "http_cors_allow_origin"}
 
 

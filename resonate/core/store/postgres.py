@@ -28,7 +28,7 @@ from ..model import Lock, Promise, Schedule, Task
 from ..operations import Retry
 from . import tables
 from .base import Connection, RetryableStoreError, Store
-from .sql import TASK_COLUMNS, SqlTx, task_from_row
+from .sql import DEADLINE_INDEXES, TASK_COLUMNS, SqlTx, task_from_row
 
 log = logging.getLogger("resonate.store.postgres")
 
@@ -343,6 +343,8 @@ class PostgresStore(Store):
                             conn.execute("INSERT INTO migrations (id) VALUES (%s) ON CONFLICT (id) DO NOTHING",
                                          (version,))
                     log.info("PostgreSQL schema migrated from version %d to %d", current, tables.SCHEMA_VERSION)
+                for statement in DEADLINE_INDEXES:  # kernel: next-deadline queries (idempotent)
+                    conn.execute(statement)
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
 

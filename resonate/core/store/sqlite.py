@@ -11,7 +11,7 @@ from sqlmodel import SQLModel
 
 from . import tables
 from .base import Connection, RetryableStoreError, Store
-from .sql import SqlTx
+from .sql import DEADLINE_INDEXES, SqlTx
 
 
 class SqliteStore(Store):
@@ -61,6 +61,9 @@ class SqliteStore(Store):
             with engine.begin() as c:
                 for version in range(current + 1, tables.SCHEMA_VERSION + 1):
                     c.exec_driver_sql("INSERT INTO migrations (id) VALUES (?)", (version,))
+        with engine.begin() as c:
+            for statement in DEADLINE_INDEXES:  # kernel: next-deadline queries (idempotent)
+                c.exec_driver_sql(statement)
         if not self._memory:
             engine.dispose()
             conn.close()
