@@ -1,6 +1,6 @@
 """Runs every benchmark and prints one table per transport with its baselines from the same run.
 
-Usage: python bench/run.py [--requests N] [--only http,grpc,kafka,postgres]
+Usage: python bench/run.py [--requests N] [--only http,grpc,kafka,postgres,latency]
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ LEVELS = [1, 16, 64]
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=2000, help="requests per operation and level")
-    parser.add_argument("--only", default="http,grpc,kafka,postgres")
+    parser.add_argument("--only", default="http,grpc,kafka,postgres,latency")
     args = parser.parse_args()
     parts = set(args.only.split(","))
     n = args.requests
@@ -46,6 +46,9 @@ def main() -> None:
             group = by[("core, group commit (no transport)", op, 64)]
             single = by[("core, one commit per request", op, 64)]
             print(f"group commit speed-up at 64 clients, {op}: {group / single:.1f}x")
+    if "latency" in parts:  # background latency, event-driven vs period-only (issue 8)
+        from bench.latency_bench import main as latency_main
+        latency_main(["--postgres"] if "postgres" in parts else [])
     if "kafka" in parts:
         try:
             from bench.kafka_bench import main as kafka_main
