@@ -92,6 +92,9 @@ class Kernel:
         # event-driven loops; empty: passes run only when the loops submit them)
         self.due_work: dict[str, Callable[[], Any]] = {}
         self.after_client_batch: Callable[[], None] = lambda: None
+        # deadlines nearer than this (ms from the batch's clock) are published to the other servers
+        # on the same database inside the batch's transaction (0: none; PostgreSQL only)
+        self.share_horizon_ms = 0
 
     # -- lifecycle
     def start(self) -> None:
@@ -192,6 +195,10 @@ class Kernel:
                 if due_work:
                     self._run_due(conn, now, outgoing, [k for k, at in conn.tx.deadlines.items()
                                                         if at <= now and k in due_work])
+                if self.share_horizon_ms:
+                    near = {k: at for k, at in conn.tx.deadlines.items() if at < now + self.share_horizon_ms}
+                    if near:
+                        conn.tx.publish_deadlines(near)
                 conn.commit()
                 self.batches += 1
                 self._record_deadlines(conn.tx, seen)

@@ -107,6 +107,9 @@ class SqlTx:
                            " WHERE state IN (2, 4) AND timeout > ?) AS next", 2),
     }
 
+    def publish_deadlines(self, deadlines: dict[str, int]) -> None:
+        """Tells the other servers on this database (PostgreSQL; one server on SQLite: nothing)."""
+
     def next_deadline(self, kind: str, now: int) -> int:
         sql, uses = self.NEXT_DEADLINE[kind]
         row = self.one(sql, (now,) * uses)
