@@ -37,7 +37,10 @@ from tests.server import ServerProcess  # noqa: E402
 
 MODES = ("event", "period")
 FAR_MS = 3_600_000
-PERIOD_CHAIN_STEPS = 10  # the period-only chain costs ~0.5 s a step: measured on fewer, scaled to the same count
+PERIOD_CHAIN_STEPS = 10  # the period-only chain costs ~1 s a step: measured on fewer, scaled to the same count
+# period-only, several servers: a resume for a stream on another server waits for retries (ttr 15 s each)
+PERIOD_CROSS_SERVER_RESUMES = 3
+PRESENCE_SETTLE_S = 0.5  # a new stream's presence reaches the other servers (LISTEN/NOTIFY) well within this
 
 
 def wall_ms() -> float:
@@ -82,6 +85,8 @@ def stats(samples: list[float]) -> str:
 def resume_latency(api_urls: list[str], poll_url: str, samples: int) -> list[float]:
     """The listener sits on `poll_url`; creates go to the first API, completions to the last."""
     stream = PollStream(poll_url, f"g{uuid.uuid4().hex[:8]}", "listener")
+    if len(api_urls) > 1:
+        time.sleep(PRESENCE_SETTLE_S)
     first, last = httpx.Client(base_url=api_urls[0], timeout=30), httpx.Client(base_url=api_urls[-1], timeout=30)
     out = []
     try:
@@ -94,8 +99,10 @@ def resume_latency(api_urls: list[str], poll_url: str, samples: int) -> list[flo
             assert r.status_code == 201, r.text
             start = wall_ms()
             assert (last.patch(f"/promises/{leaf}", json={"state": "RESOLVED"})).status_code == 201
-            arrived, message = stream.next()
-            assert message["type"] == "resume" and message["task"]["rootPromiseId"] == root, message
+            while True:  # an earlier, unclaimed resume may come again once its claim window ends: not this one
+                arrived, message = stream.next(timeout=120)
+                if message["type"] == "resume" and message["task"]["rootPromiseId"] == root:
+                    break
             out.append(arrived - start)
     finally:
         stream.close()
@@ -115,9 +122,12 @@ def timeout_lateness(api_url: str, poll_url: str, samples: int) -> list[float]:
                 assert (api.post("/promises", json={"id": pid, "timeout": deadlines[pid]})).status_code == 201
                 r = api.post(f"/promises/subscribe/{pid}", json={"id": "bench", "recv": stream.recv,
                                                                         "timeout": int(wall_ms()) + FAR_MS})
+                if r.status_code == 200 and r.json()["promise"]["state"] == "REJECTED_TIMEDOUT":
+                    del deadlines[pid]  # the set-up outlived the deadline (a loaded machine): no sample
+                    continue
                 assert r.status_code == 201, r.text
             out = []
-            while len(out) < samples:
+            while len(out) < len(deadlines):
                 arrived, message = stream.next()
                 out.append(arrived - deadlines[message["promise"]["id"]])
             return out
@@ -148,8 +158,9 @@ def chain(api_url: str, poll_url: str, steps: int) -> float:
             stream.close()
 
 
-def measure(api_urls: list[str], poll_urls: list[str], samples: int, steps: int, throughput: bool) -> dict:
-    out = {"resume": resume_latency(api_urls, poll_urls[0], samples)}
+def measure(api_urls: list[str], poll_urls: list[str], samples: int, steps: int, throughput: bool,
+            resumes: int | None = None) -> dict:
+    out = {"resume": resume_latency(api_urls, poll_urls[0], resumes or samples)}
     time.sleep(1.5)  # let the server go idle: lateness is measured on an idle server
     out["lateness"] = timeout_lateness(api_urls[0], poll_urls[0], samples)
     out["chain"] = (steps, chain(api_urls[0], poll_urls[0], steps))
@@ -188,7 +199,7 @@ def run_sqlite(samples: int, chain_steps: int, throughput: bool = True) -> None:
 def run_postgres(samples: int, chain_steps: int) -> None:
     from tests.infra.postgres_server import PostgresServer
     from tests.integration.test_postgres_scenarios import postgres_store_flags
-    pg = PostgresServer.start() if hasattr(PostgresServer, "start") else PostgresServer()
+    pg = PostgresServer().start()
     results = {}
     try:
         for mode in MODES:
@@ -199,15 +210,15 @@ def run_postgres(samples: int, chain_steps: int) -> None:
             try:
                 steps = chain_steps if mode == "event" else min(chain_steps, PERIOD_CHAIN_STEPS)
                 # the listener on server 0, completions on server 2
-                results[mode] = (measure([s.url for s in servers], [servers[0].poll_url], samples,
-                                                    steps, throughput=False))
+                resumes = samples if mode == "event" else min(samples, PERIOD_CROSS_SERVER_RESUMES)
+                results[mode] = measure([s.url for s in servers], [servers[0].poll_url], samples, steps,
+                                        throughput=False, resumes=resumes)
             finally:
                 for s in servers:
                     s.stop()
                 pg.drop_database(database)
     finally:
-        if hasattr(pg, "stop"):
-            pg.stop()
+        pg.stop()
     report("Background latency on PostgreSQL, three servers (listener on another server than the completer)",
            results, chain_steps)
 
