@@ -40,6 +40,9 @@ FAR_MS = 3_600_000
 PERIOD_CHAIN_STEPS = 10  # the period-only chain costs ~1 s a step: measured on fewer, scaled to the same count
 # period-only, several servers: a resume for a stream on another server waits for retries (ttr 15 s each)
 PERIOD_CROSS_SERVER_RESUMES = 3
+PERIOD_CROSS_SERVER_STEPS = 2  # ~1 minute a step there
+STEP_TIMEOUT_S = 300
+RESUME_LOST_AFTER_S = 60  # period-only across servers: each retry (ttr 15 s) may go to the wrong server
 LOST_AFTER_S = 10  # a notify not arrived this long after the last one is counted as lost
 PRESENCE_SETTLE_S = 0.5  # a new stream's presence reaches the other servers (LISTEN/NOTIFY) well within this
 
@@ -102,10 +105,15 @@ def resume_latency(api_urls: list[str], poll_url: str, samples: int) -> list[flo
             assert r.status_code == 201, r.text
             start = wall_ms()
             assert (last.patch(f"/promises/{leaf}", json={"state": "RESOLVED"})).status_code == 201
-            while True:  # an earlier, unclaimed resume may come again once its claim window ends: not this one
-                arrived, message = stream.next(timeout=120)
-                if message["type"] == "resume" and message["task"]["rootPromiseId"] == root:
-                    break
+            arrived = float("inf")  # not arrived within LOST_AFTER_S: counted as lost
+            try:
+                while True:  # an earlier, unclaimed resume may come again once its claim window ends
+                    got, message = stream.next(timeout=RESUME_LOST_AFTER_S)
+                    if message["type"] == "resume" and message["task"]["rootPromiseId"] == root:
+                        arrived = got
+                        break
+            except queue.Empty:
+                pass
             out.append(arrived - start)
     finally:
         stream.close()
@@ -156,7 +164,7 @@ def chain(api_url: str, poll_url: str, steps: int) -> float:
                                                       "tags": {"resonate:invoke": stream.recv}})
                 assert r.status_code == 201, r.text
                 while True:  # an unclaimed earlier task may come again: not this step's
-                    _, message = stream.next(timeout=120)
+                    _, message = stream.next(timeout=STEP_TIMEOUT_S)
                     if message["task"]["rootPromiseId"] == pid:
                         break
                 task = message["task"]
@@ -222,7 +230,7 @@ def run_postgres(samples: int, chain_steps: int) -> None:
                                      store_flags=postgres_store_flags(pg, database)).start() for _ in range(3)]
             try:
                 # period-only, several servers: a step whose task another server enqueues waits for ttr
-                steps = chain_steps if mode == "event" else min(chain_steps, PERIOD_CROSS_SERVER_RESUMES)
+                steps = chain_steps if mode == "event" else min(chain_steps, PERIOD_CROSS_SERVER_STEPS)
                 # the listener on server 0, completions on server 2
                 resumes = samples if mode == "event" else min(samples, PERIOD_CROSS_SERVER_RESUMES)
                 results[mode] = measure([s.url for s in servers], [servers[0].poll_url], samples, steps,
