@@ -53,7 +53,7 @@ class Server:
         self._serving: list[asyncio.Task] = []
         self._transports: list = []  # gRPC and Kafka servers: objects with async start() and stop()
         self.stopped = asyncio.Event()
-        self._notifier = None  # kernel (issue 8): LISTEN/NOTIFY with the other servers on PostgreSQL
+        self._cluster = None  # kernel (issue 8): LISTEN/NOTIFY with the other servers on PostgreSQL
 
     async def start(self) -> None:
         cfg = self.cfg
@@ -78,9 +78,9 @@ class Server:
         # -- kernel (issue 8): servers on one PostgreSQL database hear each other's deadlines and poll streams
         if cfg.postgres_enable and cfg.background_mode == "event":
             from .core.delivery.relay import wire_postgres_cluster
-            self._notifier = wire_postgres_cluster(self.kernel, self.store, self.dispatcher, self.poll, loop,
-                                                   horizon_ms=cfg.signal_timeout_ms)
-            self._notifier.start()
+            self._cluster = wire_postgres_cluster(self.kernel, self.store, self.dispatcher, self.poll, loop,
+                                                  horizon_ms=cfg.signal_timeout_ms)
+            self._cluster.start()
         # -- end kernel
 
         from .api.http.routes import HttpSettings
@@ -124,10 +124,8 @@ class Server:
     async def stop(self) -> None:
         """In-flight requests finish; new ones are refused; then the kernel drains and the store closes."""
         await asyncio.to_thread(self.loops.stop)  # joins its threads: off the event loop
-        if self._notifier is not None:  # kernel (issue 8)
-            if self._notifier.relay is not None:
-                self._notifier.relay.bye()
-            await asyncio.to_thread(self._notifier.stop)
+        if self._cluster is not None:  # kernel (issue 8)
+            await asyncio.to_thread(self._cluster.stop)
         for transport in reversed(self._transports):
             with contextlib.suppress(Exception):
                 await transport.stop()

@@ -115,8 +115,28 @@ class PollRelay:
             self.record(SendOutcome(m["t"], m["c"], delivered, self.poll.ttc_ms if delivered else self.poll.ttr_ms))
 
 
-def wire_postgres_cluster(kernel, store, dispatcher, poll, loop: asyncio.AbstractEventLoop, horizon_ms: int):
-    """Joins this server to the others on its PostgreSQL database; returns the notifier (start/stop)."""
+class PostgresCluster:
+    """This server among the others on its PostgreSQL database: the notifier and the poll relay."""
+
+    def __init__(self, notifier, relay: PollRelay | None):
+        self.notifier = notifier
+        self.relay = relay
+
+    def start(self) -> None:
+        self.notifier.start()
+
+    def stop(self) -> None:
+        """Call off the event loop (joins the listener thread)."""
+        if self.relay is not None:
+            self.relay.bye()
+        self.notifier.stop()
+
+    close = stop
+
+
+def wire_postgres_cluster(kernel, store, dispatcher, poll, loop: asyncio.AbstractEventLoop,
+                          horizon_ms: int) -> PostgresCluster:
+    """Joins this server to the others on its PostgreSQL database (start/stop the result)."""
     from ..store.pg_notify import DEADLINE_CHANNEL, POLL_CHANNEL, PgNotifier
 
     def note_deadlines(message: dict) -> None:
@@ -134,5 +154,4 @@ def wire_postgres_cluster(kernel, store, dispatcher, poll, loop: asyncio.Abstrac
         notifier.on_connected = lambda: loop.call_soon_threadsafe(relay.hello)
         dispatcher.relay = relay
     kernel.share_horizon_ms = horizon_ms
-    notifier.relay = relay
-    return notifier
+    return PostgresCluster(notifier, relay)
