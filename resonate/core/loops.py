@@ -2,7 +2,9 @@
 
 Event-driven (the default, `mode="event"`): a pass runs
 - after every kernel batch that carried a client request (as the reference's tick, which resets the
-  background timers whenever a request arrived),
+  background timers whenever a request arrived), when it has due work: the kernel's deadline book
+  knows every deadline written, so a deadline-driven pass with nothing due could change nothing and
+  is not run (a pass without a deadline kind always is),
 - when the earliest deadline of its kind falls due (resonate/core/deadlines.py), so a timeout fires
   at its deadline rather than at the next period,
 - and at least once per period when idle.
@@ -83,7 +85,7 @@ class BackgroundLoops:
     def start(self) -> None:
         if self.event_driven:
             self.kernel.due_work = {p.name: p.make for p in self.passes if p.name in dl.KINDS}
-            self.kernel.after_client_batch = self.wake
+            self.kernel.after_client_batch = self.wake_due
             self.kernel.deadlines.on_lowered = self._deadline_lowered
         for p in self.passes:
             t = threading.Thread(target=self._loop, args=(p,), name=f"resonate-{p.name}", daemon=True)
@@ -112,6 +114,17 @@ class BackgroundLoops:
             for name in self._asked:
                 self._asked[name] = True
             self._cond.notify_all()
+
+    def wake_due(self) -> None:
+        """After a client batch: asks the passes with due work (and those without a deadline kind)."""
+        now = self.kernel.clock()
+        book = self.kernel.deadlines
+        due = [p.name for p in self.passes if p.name not in dl.KINDS or book.at(p.name) <= now]
+        if due:
+            with self._cond:
+                for name in due:
+                    self._asked[name] = True
+                self._cond.notify_all()
 
     def _deadline_lowered(self, kind: str, at: int) -> None:
         if kind in self._asked:

@@ -219,11 +219,13 @@ class SqlTx:
         return self.execute("DELETE FROM callbacks WHERE promise_id = ?", (promise_id,))
 
     def create_tasks_from_callbacks(self, promise_id: str, created_on: int) -> int:
-        self.note_deadline(dl.ENQUEUE_TASKS, 0)  # new INIT tasks: to be sent at once
-        return self.execute(
+        created = self.execute(
             "INSERT INTO tasks (id, recv, mesg, timeout, root_promise_id, created_on)"
             " SELECT id, recv, mesg, timeout, root_promise_id, ? FROM callbacks WHERE promise_id = ?"
             " ORDER BY id ON CONFLICT (id) DO NOTHING", (created_on, promise_id))
+        if created:
+            self.note_deadline(dl.ENQUEUE_TASKS, 0)  # new INIT tasks: to be sent at once
+        return created
 
     # -- tasks
     def complete_tasks_by_root(self, root_id: str, completed_on: int) -> int:
