@@ -4,7 +4,7 @@ Event-driven (the default, `mode="event"`): a pass runs
 - after every kernel batch that carried a client request (as the reference's tick, which resets the
   background timers whenever a request arrived), when it has due work: the kernel's deadline book
   knows every deadline written, so a deadline-driven pass with nothing due could change nothing and
-  is not run (a pass without a deadline kind always is),
+  is not run (a pass without a deadline kind, such as housekeeping, runs on the period and wake()),
 - when the earliest deadline of its kind falls due (resonate/core/deadlines.py), so a timeout fires
   at its deadline rather than at the next period,
 - and at least once per period when idle.
@@ -116,10 +116,10 @@ class BackgroundLoops:
             self._cond.notify_all()
 
     def wake_due(self) -> None:
-        """After a client batch: asks the passes with due work (and those without a deadline kind)."""
+        """After a client batch: asks the deadline-driven passes that have due work."""
         now = self.kernel.clock()
         book = self.kernel.deadlines
-        due = [p.name for p in self.passes if p.name not in dl.KINDS or book.at(p.name) <= now]
+        due = [p.name for p in self.passes if p.name in dl.KINDS and book.at(p.name) <= now]
         if due:
             with self._cond:
                 for name in due:
