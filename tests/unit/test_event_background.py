@@ -206,3 +206,17 @@ def stop_and_release(loops: BackgroundLoops, kernel: FakeKernel) -> None:
             except queue.Empty:
                 pass
         stopper.join(0.05)
+
+
+def test_after_a_client_batch_only_passes_with_due_work_are_asked():
+    clock = Clock()
+    kernel = FakeKernel(clock)
+    loops = BackgroundLoops(kernel, LoopConfig(period_s=3600))  # not started: the asks are only recorded
+    loops.wake_due()
+    assert not any(loops._asked.values())  # nothing due: five empty passes per batch would cost throughput
+    kernel.deadlines.note(dl.ENQUEUE_TASKS, clock.now)
+    kernel.deadlines.note(dl.TIMEOUT_LOCKS, clock.now + 1)
+    loops.wake_due()
+    assert [name for name, asked in loops._asked.items() if asked] == [dl.ENQUEUE_TASKS]
+    loops.wake()  # the agreed interface: every pass, due or not
+    assert all(loops._asked.values())
