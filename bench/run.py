@@ -1,6 +1,6 @@
 """Runs every benchmark and prints one table per transport with its baselines from the same run.
 
-Usage: python bench/run.py [--requests N] [--only http,grpc,kafka,postgres,startup]
+Usage: python bench/run.py [--requests N] [--only http,grpc,metrics,kafka,postgres,startup,latency,latency-postgres]
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ LEVELS = [1, 16, 64]
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=2000, help="requests per operation and level")
-    parser.add_argument("--only", default="http,grpc,metrics,kafka,postgres,startup")
+    parser.add_argument("--only", default="http,grpc,metrics,kafka,postgres,startup,latency,latency-postgres")
     args = parser.parse_args()
     parts = set(args.only.split(","))
     n = args.requests
@@ -52,6 +52,9 @@ def main() -> None:
     if "metrics" in parts:
         from bench.metrics_bench import main as metrics_main
         metrics_main(["--requests", str(n)])
+    if "latency" in parts:  # background latency, event-driven vs period-only (issue 8)
+        from bench.latency_bench import main as latency_main
+        latency_main(["--postgres"] if "latency-postgres" in parts else [])
     if "kafka" in parts:
         try:
             from bench.kafka_bench import main as kafka_main

@@ -72,7 +72,8 @@ class Server:
         self.loops = BackgroundLoops(self.kernel, LoopConfig(
             period_s=cfg.signal_timeout_ms / 1000, promise_batch_size=cfg.promise_batch_size,
             schedule_batch_size=cfg.schedule_batch_size, task_batch_size=cfg.task_batch_size,
-            reply_retention_ms=cfg.kafka_dedupe_retention_ms))
+            reply_retention_ms=cfg.kafka_dedupe_retention_ms,
+            mode=cfg.background_mode))
         self.dispatcher: Dispatcher | None = None
         self.senders: dict[str, Sender] = {}
         self.transports: dict[str, Transport] = {}
@@ -80,6 +81,7 @@ class Server:
         self._loops_started = False
         self._metrics_server = None  # (http server, thread) of --metrics-addr
         self.metrics_port: int | None = None
+        self._cluster = None  # LISTEN/NOTIFY with the other servers sharing a PostgreSQL database
 
     @property
     def poll(self):
@@ -170,6 +172,12 @@ class Server:
             await start_component(sender)
             self.senders[name] = sender
             self.dispatcher.add_plugin(sender)
+        if cfg.postgres_enable and cfg.background_mode == "event":
+            # servers on one PostgreSQL database hear each other's deadlines and poll streams
+            from .core.delivery.relay import wire_postgres_cluster
+            self._cluster = wire_postgres_cluster(self.kernel, self.store, self.dispatcher, self.poll,
+                                                  asyncio.get_running_loop(), horizon_ms=cfg.signal_timeout_ms)
+            self._cluster.start()
         for name, transport in self.registry.build_transports(services):
             await transport.start()
             self.transports[name] = transport
@@ -200,6 +208,9 @@ class Server:
         if self._loops_started:
             await asyncio.to_thread(self.loops.stop)  # joins its threads: never on the event loop
             self._loops_started = False
+        if self._cluster is not None:
+            await asyncio.to_thread(self._cluster.stop)
+            self._cluster = None
         for name, transport in reversed(list(self.transports.items())):
             try:
                 await transport.stop()

@@ -182,6 +182,9 @@ class Config:
     kafka_plugin_workers: int = 1
     kafka_plugin_compression: str = "none"
 
+    # background work (issue 8): "event" (default) or "period", the old period-only passes (baselines)
+    background_mode: str = "event"
+
     @property
     def base_url(self) -> str:
         if self.system_url:
@@ -313,6 +316,20 @@ FLAGS: list[tuple[str, str, object, str]] = [
     ("--aio-kafka-workers", "kafka_plugin_workers", positive_int, "number of workers"),
     ("--aio-kafka-compression", "kafka_plugin_compression", str, "compression type (none, gzip, snappy, lz4, zstd)"),
 ]
+
+
+# -- background work (kernel, issue 8): hidden, for baselines and benchmarks
+def parse_background_mode(text: str) -> str:
+    if text not in ("event", "period"):
+        raise argparse.ArgumentTypeError(f"invalid background mode {text!r} (event or period)")
+    return text
+
+
+FLAGS += [
+    ("--system-background-mode", "background_mode", parse_background_mode, argparse.SUPPRESS),
+]
+# -- end background work
+
 _LISTS = {"kafka_topic", "kafka_brokers", "kafka_plugin_brokers", "http_cors_allow_origin", "poll_cors_allow_origin"}
 # pre-release plugin flag names, kept working but hidden from --help
 _ALIAS_PREFIXES = {"--aio-poll-": "--aio-sender-plugin-poll-", "--aio-http-": "--aio-sender-plugin-http-",
@@ -354,7 +371,7 @@ def add_flags(parser: argparse.ArgumentParser, defaults: Config | None = None) -
         value = getattr(defaults, attr, None)
         shown = _show_duration(value) if parse is parse_duration_ms else show_default(value)
         if value != "":  # like the reference, an empty string default is not shown
-            help_text = f"{help_text} (default {shown})"
+            help_text = help_text if help_text == argparse.SUPPRESS else f"{help_text} (default {shown})"
         for names, text in (([flag], help_text), (_aliases(flag), argparse.SUPPRESS)):
             if not names:
                 continue

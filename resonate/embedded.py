@@ -264,20 +264,8 @@ _every_server: "weakref.WeakSet[EmbeddedServer]" = weakref.WeakSet()  # the pyte
 
 
 def run_background_passes(loops, timeout: float) -> None:
-    """Every background pass once, each to completion (again while its batch came back full).
-
-    Falls back on submitting the passes' requests itself until `BackgroundLoops.run_once` exists."""
-    run_once = getattr(loops, "run_once", None)
-    if run_once is not None:
-        run_once(timeout=timeout)
-        return
-    deadline = time.monotonic() + timeout
-    for _name, make_request, batch_limit in loops._passes():
-        while True:
-            done = loops.kernel.submit(make_request(), background=True).result(
-                timeout=max(0.0, deadline - time.monotonic()))
-            if batch_limit is None or done.body < batch_limit:
-                break
+    """Every background pass once, each to completion (again while its batch came back full)."""
+    loops.run_once(timeout=timeout)
 
 
 class EmbeddedServer:

@@ -5,6 +5,7 @@ import logging
 from dataclasses import dataclass, field
 
 from . import cron as cronlib
+from . import deadlines as dl
 from . import template
 from .model import Promise, PromiseState, Task, TaskState, Value, clamp_int64
 from .operations import Context, CreatePromise, Outgoing, Result, Retry, complete_with_effects, create_promise
@@ -51,6 +52,12 @@ class RecordSendOutcomes:
     outcomes: list[SendOutcome] = field(default_factory=list)
 
 
+def _next_deadline(ctx: Context, kind: str, done: int, limit: int | None) -> None:
+    """After a pass: its kind's next deadline is the store's next one, or now when a backlog is left."""
+    at = ctx.now if limit is not None and done >= limit else ctx.tx.next_deadline(kind, ctx.now)
+    ctx.tx.replace_deadline(kind, at)
+
+
 def run_timeout_promises(ctx: Context, req: TimeoutPromises) -> Result:
     done = 0
     for p in ctx.tx.read_expired_promises(ctx.now, req.limit):
@@ -59,6 +66,7 @@ def run_timeout_promises(ctx: Context, req: TimeoutPromises) -> Result:
             done += 1
         except Retry:
             pass  # completed meanwhile by someone else: nothing to do
+    _next_deadline(ctx, dl.TIMEOUT_PROMISES, done, req.limit)
     return Result(OK, done)
 
 
@@ -72,11 +80,14 @@ def run_timeout_tasks(ctx: Context, req: TimeoutTasks) -> Result:
             t.state, t.counter, t.process_id, t.attempt, t.ttl, t.expires_at = (
                 TaskState.INIT, t.counter + 1, None, 0, 0, 0)
         ctx.tx.update_task(t, previous_state, previous_counter)
+    _next_deadline(ctx, dl.TIMEOUT_TASKS, len(tasks), req.limit)
     return Result(OK, len(tasks))
 
 
 def run_timeout_locks(ctx: Context, req: TimeoutLocks) -> Result:
-    return Result(OK, ctx.tx.timeout_locks(ctx.now))
+    done = ctx.tx.timeout_locks(ctx.now)
+    _next_deadline(ctx, dl.TIMEOUT_LOCKS, done, None)
+    return Result(OK, done)
 
 
 def run_schedule_promises(ctx: Context, req: SchedulePromises) -> Result:
@@ -99,6 +110,7 @@ def run_schedule_promises(ctx: Context, req: SchedulePromises) -> Result:
         tx = ctx.tx
         create_promise(ctx, req_create,
                        extra_insert=lambda s=s, n=next_run: tx.update_schedule(s.id, s.next_run_time, n))
+    _next_deadline(ctx, dl.SCHEDULE_PROMISES, len(schedules), req.limit)
     return Result(OK, len(schedules))
 
 
@@ -132,6 +144,7 @@ def run_enqueue_tasks(ctx: Context, req: EnqueueTasks) -> Result:
             t.expires_at = clamp_int64(ctx.now + ctx.config.inflight_guard_ms)
             ctx.outbox.append(Outgoing(t.id, counter, t.recv, body, t.mesg.head, expects_outcome=True))
         ctx.tx.update_task(t, TaskState.INIT, counter)
+    _next_deadline(ctx, dl.ENQUEUE_TASKS, len(tasks), req.limit)
     return Result(OK, len(tasks))
 
 
@@ -149,6 +162,10 @@ def run_record_send_outcomes(ctx: Context, req: RecordSendOutcomes) -> Result:
         ctx.tx.update_task(t, TaskState.INIT, o.counter)
     return Result(OK, len(req.outcomes))
 
+
+# the deadline kind each pass handles (resonate/core/deadlines.py)
+PASS_KIND = {TimeoutPromises: dl.TIMEOUT_PROMISES, SchedulePromises: dl.SCHEDULE_PROMISES,
+             TimeoutLocks: dl.TIMEOUT_LOCKS, EnqueueTasks: dl.ENQUEUE_TASKS, TimeoutTasks: dl.TIMEOUT_TASKS}
 
 BACKGROUND_EXECUTORS = {
     TimeoutPromises: run_timeout_promises, TimeoutTasks: run_timeout_tasks, TimeoutLocks: run_timeout_locks,

@@ -4,6 +4,12 @@ Writer threads take whatever requests are queued (up to `batch_size`), open one 
 request inside its own savepoint against one clock reading, commit once (one fsync for the whole
 batch), then resolve each caller's future and hand the batch's outgoing messages to delivery. A
 request that fails rolls back only its own savepoint; its neighbours commit.
+
+Due work (event-driven background, resonate/core/loops.py): the kernel keeps the earliest deadline of
+each kind of background work (`deadlines`). A batch carrying client requests first runs every pass
+whose deadline has passed, in the same transaction, so no request sees past-deadline work as pending;
+and any batch whose own writes made work due at once (new tasks, a task to re-send) runs that pass
+before it commits, so the messages leave right after the commit.
 """
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ from typing import Any, Callable, Protocol
 
 from .background import BACKGROUND_EXECUTORS
 from .codes import ApiError, invalid, server_error
+from .deadlines import DeadlineBook
 from .operations import EXECUTORS, Context, CoreConfig, Outgoing, Result, Retry
 from .store.base import RejectedValue, RetryableStoreError, Store
 from ..observability import metrics
@@ -70,6 +77,14 @@ class Kernel:
         self._accepting_lock = threading.Lock()  # no request is queued after stop() stopped accepting
         self._threads: list[threading.Thread] = []
         self.batches = 0  # for tests and benchmarks: how many transactions were committed
+        self.deadlines = DeadlineBook()
+        # kind -> request factory of the pass doing that kind's due work inside batches (set by the
+        # event-driven loops; empty: passes run only when the loops submit them)
+        self.due_work: dict[str, Callable[[], Any]] = {}
+        self.after_client_batch: Callable[[], None] = lambda: None
+        # deadlines nearer than this (ms from the batch's clock) are published to the other servers
+        # on the same database inside the batch's transaction (0: none; PostgreSQL only)
+        self.share_horizon_ms = 0
 
     # -- lifecycle
     def start(self) -> None:
@@ -198,16 +213,30 @@ class Kernel:
         outcomes: list[tuple[bool, Any]] = []
         outgoing: list[Outgoing] = []
         started, committed = time.perf_counter(), False
+        carries_client = any(item.counted for item in batch)
         for attempt in range(MAX_RETRIES):
             now = self.clock()
             outcomes, outgoing = [], []
+            seen = self.deadlines.versions()
+            due_work = self.due_work
             try:
                 conn.begin()
+                conn.tx.begin_deadlines()  # after begin: a reconnect there replaces conn.tx
+                if carries_client and due_work:
+                    self._run_due(conn, now, outgoing, self.deadlines.due(now, due_work))
                 for item in batch:
                     outcomes.append(self._run_one(conn, item, now, outgoing))
+                if due_work:
+                    self._run_due(conn, now, outgoing, [k for k, at in conn.tx.deadlines.items()
+                                                        if at <= now and k in due_work])
+                if self.share_horizon_ms:
+                    near = {k: at for k, at in conn.tx.deadlines.items() if at < now + self.share_horizon_ms}
+                    if near:
+                        conn.tx.publish_deadlines(near)
                 conn.commit()
                 self.batches += 1
                 committed = True
+                self._record_deadlines(conn.tx, seen)
                 break
             except RetryableStoreError as e:
                 conn.rollback()
@@ -240,6 +269,26 @@ class Kernel:
                 self.on_commit(outgoing)
             except Exception:
                 log.exception("delivery hand-off failed")
+        if carries_client:
+            try:
+                self.after_client_batch()
+            except Exception:
+                log.exception("waking the background loops failed")
+
+    def _run_due(self, conn, now: int, outgoing: list[Outgoing], kinds: list[str]) -> None:
+        """Runs the passes of `kinds` inside the open transaction, each in its own savepoint."""
+        for kind in kinds:
+            item = _Item(self.due_work[kind](), Future(), None, False)
+            ok, value = self._run_one(conn, item, now, outgoing)
+            if not ok:
+                log.warning("due %s work failed: %s", kind, value)
+
+    def _record_deadlines(self, tx, seen: dict[str, int]) -> None:
+        for kind, at in tx.deadlines.items():
+            if kind in tx.replaced:
+                self.deadlines.replace(kind, at, seen)
+            else:
+                self.deadlines.note(kind, at)
 
     def _run_one(self, conn, item: _Item, now: int, outgoing: list[Outgoing]) -> tuple[bool, Any]:
         tx = conn.tx

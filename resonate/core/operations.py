@@ -210,9 +210,12 @@ def op_complete_promise(ctx: Context, req: CompletePromise) -> Result:
 
 
 def _register_callback(ctx: Context, cb: Callback) -> Result:
-    p = ctx.tx.read_promise(cb.promise_id)  # no lazy timeout here (spec 2.1)
+    p = ctx.tx.read_promise(cb.promise_id)
     if p is None:
         raise request_error(PROMISE_NOT_FOUND)
+    # issue 8: a past-deadline promise answers as timed out, as the reference's background pass would
+    # already have made it (the spec's "no lazy timeout here" left the answer to timing)
+    p = timeout_if_expired(ctx, p)
     if p.state is PromiseState.PENDING and ctx.tx.insert_callback(cb):
         return Result(CREATED, {"callback": cb, "promise": p})
     return Result(OK, {"callback": None, "promise": p})

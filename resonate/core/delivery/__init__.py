@@ -104,6 +104,7 @@ class Dispatcher:
         self._tasks: set[asyncio.Task] = set()
         self.sent = 0
         self.failed = 0
+        self.relay = None  # PollRelay: poll streams held by other servers (delivery/relay.py)
 
     def add_plugin(self, plugin: Plugin) -> None:
         self.plugins[plugin.name] = plugin
@@ -135,6 +136,9 @@ class Dispatcher:
             if plugin is None:
                 raise SendError(f"unknown plugin {destination.plugin}")
             delivered = await plugin.send(destination.address, message.body, message.head)
+            if (not delivered and destination.plugin == "poll" and self.relay is not None
+                    and self.relay.forward(destination.address, message)):
+                return  # the server holding the stream delivers it and records the outcome
             retry_after = plugin.ttc_ms if delivered else plugin.ttr_ms
         except SendError as e:
             log.warning("task %s not sent: %s", message.task_id, e)

@@ -5,7 +5,7 @@ import asyncio
 import logging
 import random
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from .. import gojson
 
@@ -39,6 +39,8 @@ class PollPlugin:
         self.ttc_ms = ttc_ms
         self.disconnect_after_s = disconnect_after_s
         self.groups: dict[str, dict[str, PollConnection]] = {}
+        # (group, id, connected): told to the other servers sharing the database (delivery/relay.py)
+        self.on_presence: Callable[[str, str, bool], None] = lambda group, ident, up: None
 
     @property
     def connection_count(self) -> int:
@@ -54,6 +56,7 @@ class PollPlugin:
             return None
         conn = PollConnection(group, ident, asyncio.Queue(self.buffer_size))
         conns[ident] = conn
+        self.on_presence(group, ident, True)
         return conn
 
     def disconnect(self, conn: PollConnection) -> None:
@@ -62,6 +65,7 @@ class PollPlugin:
             del conns[conn.id]
             if not conns:
                 del self.groups[conn.group]
+            self.on_presence(conn.group, conn.id, False)
         conn.closed.set()
 
     def close_all(self) -> None:

@@ -50,6 +50,7 @@ def _since(item) -> int:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial_schema"),  # the reference's 001_initial_schema.sql
     Migration(2, "replies_and_lookup_indexes"),
+    Migration(3, "deadline_indexes"),  # event-driven background work: the next deadline of each pass
 )
 LATEST = MIGRATIONS[-1].version
 assert [m.version for m in MIGRATIONS] == list(range(1, LATEST + 1)), "migrations are numbered 1, 2, 3, ..."

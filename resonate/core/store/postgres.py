@@ -27,6 +27,7 @@ from .. import gojson, template
 from ..model import Promise, Schedule, Task
 from . import tables
 from .base import Connection, RejectedValue, RetryableStoreError, StaleRead, Store, StoreError
+from .pg_notify import DEADLINE_CHANNEL, server_id
 from .sql import PENDING, TASK_COLUMNS, TASK_INIT, TASK_SENT_OR_CLAIMED, SqlTx, task_from_row
 
 log = logging.getLogger("resonate.store.postgres")
@@ -138,6 +139,13 @@ class PostgresTx(SqlTx):
             raise StaleRead()  # completed since the operation read it: answer from the new state
         return super().insert_callback(cb)
 
+    server_id = ""  # set per connection from its store
+
+    def publish_deadlines(self, deadlines: dict[str, int]) -> None:
+        # sent by PostgreSQL when (and only if) this transaction commits
+        payload = json.dumps({"s": self.server_id, "d": deadlines}, separators=(",", ":"))
+        self.execute("SELECT pg_notify(?, ?)", (DEADLINE_CHANNEL, payload))
+
     def read_reply(self, key: str) -> bytes | None:
         # Two servers handed the same deduplicated request (a Kafka redelivery during a rebalance)
         # take turns on its key: the second waits for the first to commit, then replays its reply.
@@ -173,6 +181,7 @@ class PostgresConnection(Connection):
     def _open(self) -> None:
         self.conn = self.store.open_connection()
         self.tx = PostgresTx(self.conn.cursor())
+        self.tx.server_id = self.store.server_id
 
     def _run(self, sql: str) -> None:
         try:
@@ -235,6 +244,7 @@ class PostgresStore(Store):
         self.reset = reset
         self._open: set[psycopg.Connection] = set()
         self._lock = threading.Lock()
+        self.server_id = server_id()  # this server among those sharing the database (pg_notify.py)
 
     @classmethod
     def from_config(cls, cfg) -> "PostgresStore":

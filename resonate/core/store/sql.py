@@ -9,6 +9,7 @@ import json
 from typing import Any, Callable, Iterable
 
 from .. import gojson
+from .. import deadlines as dl
 from ..model import (INT64_MAX, Callback, Lock, Mesg, Promise, PromiseState, Schedule, Task, TaskState, Value)
 from .base import StoreError
 
@@ -89,6 +90,42 @@ class SqlTx:
 
     def __init__(self, cursor):
         self.cur = cursor
+        self.begin_deadlines()
+
+    # -- deadlines written by this transaction, per kind (resonate/core/deadlines.py)
+    def begin_deadlines(self) -> None:
+        self.deadlines: dict[str, int] = {}
+        self.replaced: set[str] = set()
+
+    def note_deadline(self, kind: str, at: int) -> None:
+        if at < self.deadlines.get(kind, dl.NEVER):
+            self.deadlines[kind] = at
+
+    def replace_deadline(self, kind: str, at: int) -> None:
+        """A pass has done the due work of its kind: its next deadline is `at`, whatever was noted."""
+        self.deadlines[kind] = at
+        self.replaced.add(kind)
+
+    # the next deadline of each kind strictly after `now` (index-backed: the indexes of migration 3 in tables.py); due
+    # work a pass left (rows another server holds, a schedule skipped) is not reported, so it cannot
+    # make the loops spin
+    NEXT_DEADLINE = {
+        dl.TIMEOUT_PROMISES: ("SELECT MIN(timeout) FROM promises WHERE state = 1 AND timeout > ?", 1),
+        dl.SCHEDULE_PROMISES: ("SELECT MIN(next_run_time) FROM schedules WHERE next_run_time > ?", 1),
+        dl.TIMEOUT_LOCKS: ("SELECT MIN(expires_at) FROM locks WHERE expires_at > ?", 1),
+        dl.ENQUEUE_TASKS: ("SELECT MIN(expires_at) FROM tasks WHERE state = 1 AND expires_at > ?", 1),
+        dl.TIMEOUT_TASKS: ("SELECT MIN(d) FROM (SELECT MIN(expires_at) AS d FROM tasks WHERE state IN (2, 4)"
+                           " AND expires_at > ? UNION ALL SELECT MIN(timeout) AS d FROM tasks"
+                           " WHERE state IN (2, 4) AND timeout > ?) AS next", 2),
+    }
+
+    def publish_deadlines(self, deadlines: dict[str, int]) -> None:
+        """Tells the other servers on this database (PostgreSQL; one server on SQLite: nothing)."""
+
+    def next_deadline(self, kind: str, now: int) -> int:
+        sql, uses = self.NEXT_DEADLINE[kind]
+        row = self.one(sql, (now,) * uses)
+        return dl.NEVER if row is None or row[0] is None else row[0]
 
     # -- plumbing
     def q(self, sql: str) -> str:
@@ -172,6 +209,8 @@ class SqlTx:
         return [promise_from_row(r) for r in rows]
 
     def insert_promise(self, p: Promise) -> bool:
+        if p.state is PromiseState.PENDING:
+            self.note_deadline(dl.TIMEOUT_PROMISES, p.timeout)
         n = self.execute(
             "INSERT INTO promises (id, state, param_headers, param_data, timeout, idempotency_key_for_create, tags,"
             " created_on) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
@@ -207,17 +246,29 @@ class SqlTx:
         return self.execute("DELETE FROM callbacks WHERE promise_id = ?", (promise_id,))
 
     def create_tasks_from_callbacks(self, promise_id: str, created_on: int) -> int:
-        return self.execute(
+        created = self.execute(
             "INSERT INTO tasks (id, recv, mesg, timeout, root_promise_id, created_on)"
             " SELECT id, recv, mesg, timeout, root_promise_id, ? FROM callbacks WHERE promise_id = ?"
             " ORDER BY id ON CONFLICT (id) DO NOTHING", (created_on, promise_id))
+        if created:
+            self.note_deadline(dl.ENQUEUE_TASKS, 0)  # new INIT tasks: to be sent at once
+        return created
 
     # -- tasks
     def complete_tasks_by_root(self, root_id: str, completed_on: int) -> int:
         return self.execute(f"UPDATE tasks SET state = {TASK_COMPLETED}, completed_on = ? WHERE root_promise_id = ?"
                             f" AND state IN {TASK_OPEN}", (completed_on, root_id))
 
+    def _note_task(self, t: Task, previous_states: int = 0) -> None:
+        if t.state is TaskState.INIT:
+            self.note_deadline(dl.ENQUEUE_TASKS, t.expires_at)
+        elif t.state in (TaskState.ENQUEUED, TaskState.CLAIMED):
+            self.note_deadline(dl.TIMEOUT_TASKS, min(t.expires_at or t.timeout, t.timeout))
+        elif previous_states & (TaskState.ENQUEUED | TaskState.CLAIMED):
+            self.note_deadline(dl.ENQUEUE_TASKS, 0)  # it no longer holds back its root's other tasks
+
     def insert_task(self, t: Task) -> bool:
+        self._note_task(t)
         return self.execute(
             "INSERT INTO tasks (id, recv, mesg, timeout, process_id, state, root_promise_id, ttl, expires_at,"
             " created_on, counter, attempt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
@@ -230,6 +281,7 @@ class SqlTx:
         return task_from_row(row) if row else None
 
     def update_task(self, t: Task, expected_states: int, expected_counter: int) -> bool:
+        self._note_task(t, int(expected_states))
         return self.execute(
             "UPDATE tasks SET process_id = ?, state = ?, counter = ?, attempt = ?, ttl = ?, expires_at = ?,"
             " completed_on = ? WHERE id = ? AND (state & ?) != 0 AND counter = ?",
@@ -269,6 +321,7 @@ class SqlTx:
         return [schedule_from_row(r) for r in rows]
 
     def insert_schedule(self, s: Schedule) -> bool:
+        self.note_deadline(dl.SCHEDULE_PROMISES, s.next_run_time)
         n = self.execute(
             "INSERT INTO schedules (id, description, cron, tags, promise_id, promise_timeout, promise_param_headers,"
             " promise_param_data, promise_tags, next_run_time, idempotency_key, created_on)"
@@ -284,6 +337,7 @@ class SqlTx:
     def update_schedule(self, schedule_id: str, expected_next_run_time: int, next_run_time: int) -> bool:
         """Advance a schedule that fired: only if its next run is still the one that fired (else another
         server or request moved it first)."""
+        self.note_deadline(dl.SCHEDULE_PROMISES, next_run_time)
         return self.execute("UPDATE schedules SET last_run_time = next_run_time, next_run_time = ?"
                             " WHERE id = ? AND next_run_time = ?",
                             (next_run_time, schedule_id, expected_next_run_time)) == 1
@@ -295,6 +349,7 @@ class SqlTx:
 
     # -- locks
     def acquire_lock(self, lock: Lock) -> bool:
+        self.note_deadline(dl.TIMEOUT_LOCKS, lock.expires_at)
         return self.execute(
             "INSERT INTO locks (resource_id, execution_id, process_id, ttl, expires_at) VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT (resource_id) DO UPDATE SET process_id = excluded.process_id, ttl = excluded.ttl,"

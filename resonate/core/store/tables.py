@@ -51,7 +51,10 @@ class Migration(SQLModel, table=True):
 class PromiseRow(SQLModel, table=True):
     __tablename__ = "promises"
     __table_args__ = (Index("idx_promises_id", "id", **_only(SQLITE)),
-                      Index("idx_promises_sort_id", "sort_id", **_only(POSTGRES)), {"sqlite_autoincrement": True})
+                      Index("idx_promises_sort_id", "sort_id", **_only(POSTGRES)),
+                      # the next-deadline query (SqlTx.NEXT_DEADLINE) and the timeout pass's reads
+                      Index("idx_promises_state_timeout", "state", "timeout", info={"since": 3}),
+                      {"sqlite_autoincrement": True})
     sort_id: Optional[int] = _sort_id()
     id: Optional[str] = _col(Text, unique=True)
     state: Optional[int] = _defaulted(Integer, 1)
@@ -115,7 +118,11 @@ class TaskRow(SQLModel, table=True):
     __tablename__ = "tasks"
     __table_args__ = (Index("idx_tasks_process_id", "process_id"), Index("idx_tasks_expires_at", "expires_at"),
                       Index("idx_tasks_root_promise_id", "root_promise_id", info={"since": 2}),
-                      Index("idx_tasks_state", "state", info={"since": 2}), {"sqlite_autoincrement": True})
+                      Index("idx_tasks_state", "state", info={"since": 2}),
+                      # the next-deadline queries of the enqueue and task-timeout passes
+                      Index("idx_tasks_state_expires_at", "state", "expires_at", info={"since": 3}),
+                      Index("idx_tasks_state_timeout", "state", "timeout", info={"since": 3}),
+                      {"sqlite_autoincrement": True})
     sort_id: Optional[int] = _sort_id()
     id: Optional[str] = _col(Text, unique=True)
     process_id: Optional[str] = _col(Text)
