@@ -101,7 +101,10 @@ def sqlite_version(path) -> int:
 def test_the_version_2_indexes_are_part_of_the_latest_schema():
     for dialect in (tables.SQLITE, tables.POSTGRES):
         assert V2_INDEXES <= migrations.index_names(dialect)
-    assert migrations.LATEST == 2
+    assert migrations.LATEST == 3
+    deadline_indexes = {"idx_promises_state_timeout", "idx_tasks_state_expires_at", "idx_tasks_state_timeout"}
+    for dialect in (tables.SQLITE, tables.POSTGRES):
+        assert deadline_indexes <= migrations.index_names(dialect)
 
 
 def test_a_version_1_sqlite_file_is_refused_then_upgraded_with_every_index(tmp_path):
@@ -121,7 +124,8 @@ def test_a_version_1_sqlite_file_is_refused_then_upgraded_with_every_index(tmp_p
 
     status = resonate_migrate("status", *flags)
     assert status.returncode == 0, status.stderr
-    assert "schema at version 1, latest 2" in status.stdout and "002_replies_and_lookup_indexes" in status.stdout
+    assert "schema at version 1, latest 3" in status.stdout and "002_replies_and_lookup_indexes" in status.stdout
+    assert "003_deadline_indexes" in status.stdout
 
     dry = resonate_migrate("dry-run", *flags)
     assert dry.returncode == 0, dry.stderr
@@ -131,12 +135,12 @@ def test_a_version_1_sqlite_file_is_refused_then_upgraded_with_every_index(tmp_p
 
     up = resonate_migrate("up", *flags)
     assert up.returncode == 0, up.stderr
-    assert "applied 002_replies_and_lookup_indexes" in up.stdout
-    assert sqlite_version(path) == 2
+    assert "applied 002_replies_and_lookup_indexes" in up.stdout and "applied 003_deadline_indexes" in up.stdout
+    assert sqlite_version(path) == 3
     assert migrations.index_names(tables.SQLITE) <= sqlite_indexes(path)
 
     again = resonate_migrate("up", *flags)
-    assert again.returncode == 0 and "schema at version 2 (was 2" in again.stdout
+    assert again.returncode == 0 and "schema at version 3 (was 3" in again.stdout
 
     with ServerProcess(store_flags=flags) as server, httpx.Client(base_url=server.url, timeout=10) as client:
         assert client.get("/promises/kept").json()["state"] == "PENDING"  # the data survived the upgrade
@@ -178,12 +182,12 @@ def test_a_version_1_postgres_database_is_refused_then_upgraded_with_every_index
         with pytest.raises(SchemaError, match="pending migrations"):
             PostgresStore(dsn).migrate()
         status = resonate_migrate("status", *flags)
-        assert status.returncode == 0 and "schema at version 1, latest 2" in status.stdout, status
+        assert status.returncode == 0 and "schema at version 1, latest 3" in status.stdout, status
 
         up = resonate_migrate("up", *flags)
         assert up.returncode == 0, up.stderr
         with psycopg.connect(dsn) as conn:
-            assert conn.execute("SELECT MAX(id) FROM migrations").fetchone()[0] == 2
+            assert conn.execute("SELECT MAX(id) FROM migrations").fetchone()[0] == 3
             assert migrations.index_names(tables.POSTGRES) <= _pg_indexes(conn)
             assert conn.execute("SELECT to_regclass('replies')").fetchone()[0] is not None
         with ServerProcess(store_flags=flags) as server, httpx.Client(base_url=server.url, timeout=10) as client:
