@@ -11,14 +11,7 @@ import httpx
 import pytest
 
 from tests.infra.ports import free_port
-
-
-def wait_until(condition, what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
+from tests.infra.wait import wait_until
 
 
 def now_ms() -> int:

@@ -19,6 +19,7 @@ from kafka import KafkaProducer
 from resonate.api.grpc.pb import promise_pb2, promise_pb2_grpc, promise_t_pb2
 from resonate.embedded import EmbeddedServer, EmbeddedServerError
 from tests.scenarios.kafka_runner import ReplyCollector
+from tests.infra.wait import wait_until
 
 HOUR_MS = 3_600_000
 NEVER_MS = 3_600_000  # a background period long enough that only run_background() does the work
@@ -77,13 +78,6 @@ class PollStream:
         self._response.close()
         self._client.close()
         self._thread.join(5)
-
-
-def wait_until(condition, timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"{what} not met within {timeout}s"
-        time.sleep(0.01)
 
 
 def test_a_promise_created_over_http_is_read_over_grpc():

@@ -22,6 +22,7 @@ import pytest
 from tests.infra.fixtures import postgres_server  # noqa: F401  (one shared server per session)
 from tests.integration.test_postgres_scenarios import fresh_database, start_servers
 from tests.scenarios.table import FUTURE
+from tests.infra.wait import wait_until
 
 BACKGROUND_PERIOD = ("--system-signal-timeout", "100ms")
 
@@ -83,14 +84,6 @@ class Recipient:
         self.server.server_close()
 
 
-def wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.1)
-
-
 def search_all(client: httpx.Client, pattern: str, **params) -> list[dict]:
     """Every promise matching the pattern, following the cursor."""
     found, query = [], {"id": pattern, "limit": 100, **params}
@@ -113,7 +106,7 @@ def invoke_sentinels(cluster, recipient) -> None:
     for i, client in enumerate(cluster):
         r = client.post("/promises", json={"id": f"{prefix}{i}", "timeout": FUTURE, "tags": tags})
         assert r.status_code == 201, r.text
-    wait_for(lambda: len(recipient.invokes(prefix)) == len(cluster), 60, "the sentinel invoke messages")
+    wait_until(lambda: len(recipient.invokes(prefix)) == len(cluster), "the sentinel invoke messages", timeout=60)
 
 
 def notify_sentinels(cluster, recipient) -> None:
@@ -127,7 +120,7 @@ def notify_sentinels(cluster, recipient) -> None:
         r = client.post(f"/promises/subscribe/{prefix}{i}", json={"id": "watch", "recv": recipient.recv,
                                                                    "timeout": FUTURE})
         assert r.status_code == 201, f"the sentinel timed out before it was subscribed to: {r.text}"
-    wait_for(lambda: len(recipient.notifies(prefix)) == len(cluster), 60, "the sentinel notifications")
+    wait_until(lambda: len(recipient.notifies(prefix)) == len(cluster), "the sentinel notifications", timeout=60)
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +151,7 @@ def test_schedule_fires_once_per_second_across_three_servers(cluster, recipient)
     first = r.json()["nextRunTime"]
     expected = [f"{schedule_id}.{first + k * 1000}" for k in range(10)]
     # the three servers fire it for ten seconds, then it is deleted
-    wait_for(lambda: cluster[1].get(f"/promises/{expected[-1]}").status_code == 200, 30, "the tenth scheduled promise")
+    wait_until(lambda: cluster[1].get(f"/promises/{expected[-1]}").status_code == 200, "the tenth scheduled promise", timeout=30)
     assert cluster[2].delete(f"/schedules/{schedule_id}").status_code == 204
     invoke_sentinels(cluster, recipient)  # a late duplicate firing would show up before these
 
@@ -169,7 +162,7 @@ def test_schedule_fires_once_per_second_across_three_servers(cluster, recipient)
     assert fired == [f"{schedule_id}.{first + k * 1000}" for k in range(len(fired))]
     assert all(p["tags"]["resonate:schedule"] == schedule_id for p in promises)
     # each firing's invoke task was sent exactly once
-    wait_for(lambda: len(recipient.invokes(schedule_id)) == len(fired), 30, "one invoke message per firing")
+    wait_until(lambda: len(recipient.invokes(schedule_id)) == len(fired), "one invoke message per firing", timeout=30)
     assert set(recipient.invokes(schedule_id).values()) == {1}
 
 
@@ -191,7 +184,7 @@ def test_thousand_promises_time_out_once_each(cluster, recipient):
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(create_and_subscribe, range(count)))
 
-    wait_for(lambda: len(recipient.notifies(prefix)) == count, 90, f"{count} notifications")
+    wait_until(lambda: len(recipient.notifies(prefix)) == count, f"{count} notifications", timeout=90)
     notify_sentinels(cluster, recipient)  # a second notification of any promise would arrive before these
     notified = recipient.notifies(prefix)
     assert len(notified) == count and set(notified.values()) == {1}
@@ -212,7 +205,7 @@ def test_each_task_is_sent_once_per_counter(cluster, recipient):
 
     with ThreadPoolExecutor(6) as pool:
         list(pool.map(create, range(count)))
-    wait_for(lambda: len({task for task, _ in recipient.invokes(prefix)}) == count, 60, f"{count} invoke messages")
+    wait_until(lambda: len({task for task, _ in recipient.invokes(prefix)}) == count, f"{count} invoke messages", timeout=60)
     invoke_sentinels(cluster, recipient)  # any second delivery of a (task, counter) would arrive before these
     deliveries = recipient.invokes(prefix)
     duplicates = {k: n for k, n in deliveries.items() if n > 1}
@@ -272,8 +265,7 @@ def test_concurrent_requests_for_one_promise_follow_the_decision_tables(cluster,
             registered.append(f"__resume:{root}:{leaf}")
         else:  # too late: the answer shows the promise completed, never a stale pending one
             assert r.json()["callback"] is None and r.json()["promise"]["state"] == "RESOLVED", r.text
-    wait_for(lambda: {t for t, _ in recipient.tasks("resume", p)} == set(registered), 60,
-             f"{len(registered)} resume messages")
+    wait_until(lambda: {t for t, _ in recipient.tasks("resume", p)} == set(registered), f"{len(registered)} resume messages", timeout=60)
     invoke_sentinels(cluster, recipient)  # a second resume message would arrive before these
     assert set(recipient.tasks("resume", p).values()) <= {1}
 
@@ -349,10 +341,10 @@ def test_sigkill_under_load_loses_no_acknowledged_write(postgres_server, sigkill
     try:
         with ThreadPoolExecutor(6) as pool:
             running = [pool.submit(worker, w) for w in range(6)]
-            wait_for(lambda: len(created) >= 300, 60, "load through all three servers")
+            wait_until(lambda: len(created) >= 300, "load through all three servers", timeout=60)
             victim.kill()  # SIGKILL: no shutdown, transactions cut mid-flight
             killed_at = len(created)
-            wait_for(lambda: len(created) >= killed_at + 300, 60, "load through the two survivors")
+            wait_until(lambda: len(created) >= killed_at + 300, "load through the two survivors", timeout=60)
             stop.set()
             for f in running:
                 f.result()

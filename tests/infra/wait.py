@@ -1,0 +1,16 @@
+"""Waiting on a condition, never on a fixed sleep: the one helper the tests share."""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+POLL_INTERVAL_S = 0.02  # how often the condition is looked at again
+
+
+def wait_until(condition: Callable[[], object], what: str = "condition", timeout: float = 30.0) -> None:
+    """Returns as soon as `condition()` is truthy; fails naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(POLL_INTERVAL_S)
