@@ -106,7 +106,7 @@ class HttpTransport(_Served):
 
 
 class PollSender(PollPlugin, _Served):
-    """The poll plugin plus its own event-stream server on --aio-sender-plugin-poll-addr."""
+    """The poll plugin plus its own event-stream server on --aio-poll-addr."""
 
     schemes = ("poll",)
 
