@@ -28,7 +28,8 @@ import httpx
 import pytest
 
 from tests.infra.fixtures import kafka_broker, postgres_server  # noqa: F401  (one shared service per session)
-from tests.integration.test_postgres_scale import search_all, wait_for
+from tests.infra.wait import wait_until
+from tests.integration.test_postgres_scale import search_all
 from tests.integration.test_postgres_scenarios import fresh_database, start_servers
 from tests.scenarios.kafka_runner import KafkaRunner
 from tests.scenarios.table import FUTURE
@@ -126,7 +127,7 @@ def sigkill_run(kafka_broker, postgres_server) -> SigkillRun:  # noqa: F811
                 generations[:] = [len(h) for h in histories]  # rebalances each server has logged
                 return bool(owners)
 
-            wait_for(group_is_stable, 45, "the three servers to share the request topic's partitions")
+            wait_until(group_is_stable, "the three servers to share the request topic's partitions", timeout=45)
 
             envelopes = stream_of_envelopes(topic)
 
@@ -160,8 +161,8 @@ def sigkill_run(kafka_broker, postgres_server) -> SigkillRun:  # noqa: F811
                 return {owners[sent[cid][2]] for cid in replied if cid in sent}
 
             # mid-stream: enough replies, and every server has answered requests of its own partitions
-            wait_for(lambda: len(runner.collector.replies) >= 60 and len(answered_by()) == 3 or producer_errors,
-                     45, "replies from all three servers")
+            wait_until(lambda: len(runner.collector.replies) >= 60 and len(answered_by()) == 3 or producer_errors,
+                       "replies from all three servers", timeout=45)
             assert not producer_errors, producer_errors
             before_kill = answered_by()
             # no rebalance since the group was stable, so the owners above are the ones that answered
@@ -177,7 +178,7 @@ def sigkill_run(kafka_broker, postgres_server) -> SigkillRun:  # noqa: F811
             runner.collector.wait_all(list(sent), timeout=60)
             survivors = [s for s in servers if s is not victim]
             # the survivors split all six partitions between them now
-            wait_for(lambda: split([assignments(s) for s in survivors]), 30, "the survivors to share the partitions")
+            wait_until(lambda: split([assignments(s) for s in survivors]), "the survivors to share the partitions", timeout=30)
             # a second (possibly different) reply to any request would arrive before these sentinels' replies
             runner.sentinels(range(PARTITIONS))
             replies = {cid: list(runner.collector.replies[cid]) for cid in sent}
