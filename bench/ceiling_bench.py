@@ -1,0 +1,272 @@
+"""The ceiling of our own HTTP stack (issue 13): a bare Starlette + uvicorn + httptools endpoint with the
+same JSON shapes as our create/read/complete and no store, against our server (`resonate serve`, file
+SQLite at synchronous=FULL), each alone on the server core, loaded from the other core with the raw
+keep-alive client of bench/http_bench.py. Each cell runs for a fixed short time. Prints req/s, p50/p99
+and ours/bare. Figures on a shared machine are noisy.
+
+With `--profile OP --py-spy FILE`, runs only our server under OP@64 load and records it with py-spy
+(collapsed stacks, idle frames included) for docs/performance.md.
+
+Usage: python bench/ceiling_bench.py [--seconds S] [--profile create|read|complete --py-spy FILE]
+       python bench/ceiling_bench.py --serve-bare PORT   (the bare endpoint; run by the benchmark)
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench.common import Row, make_row, print_table  # noqa: E402
+from bench.http_bench import FAR, RawHttpConnection  # noqa: E402
+
+SERVER_CORE = 0  # server pinned here; the load generator takes the other core
+CELLS = [("create", 1), ("create", 16), ("create", 64), ("read", 64), ("complete", 16), ("complete", 64)]
+WARMUP_S = 0.5
+READY_TIMEOUT_S = 30
+JSON_TYPE = "application/json; charset=utf-8"
+
+
+def pinned(cmd: list[str]) -> list[str]:
+    taskset = shutil.which("taskset")
+    return [taskset, "-c", str(SERVER_CORE), *cmd] if taskset else cmd
+
+
+def pin_load_generator() -> None:
+    cores = os.sched_getaffinity(0) - {SERVER_CORE}
+    if cores:
+        os.sched_setaffinity(0, cores)
+
+
+# --- the bare endpoint ------------------------------------------------------------------------------
+
+def bare_app():
+    """Our routes' shapes with no store, no kernel, no metrics: parse the body, answer the promise."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    headers = {"content-type": JSON_TYPE, "resonate-version": "0.8.2"}
+
+    def promise(status: int, pid: str, state: str, timeout: int, completed: bool) -> Response:
+        now = int(time.time() * 1000)
+        body = {"id": pid, "state": state, "param": {}, "value": {}, "timeout": timeout, "createdOn": now}
+        if completed:
+            body["completedOn"] = now
+        return Response(json.dumps(body, separators=(",", ":")).encode(), status_code=status,
+                        media_type=None, headers=headers)
+
+    async def create(request: Request) -> Response:
+        body = json.loads(await request.body())
+        return promise(201, body["id"], "PENDING", body["timeout"], False)
+
+    async def read(request: Request) -> Response:
+        return promise(200, request.path_params["id"], "PENDING", FAR, False)
+
+    async def complete(request: Request) -> Response:
+        body = json.loads(await request.body())
+        return promise(201, request.path_params["id"], body["state"], FAR, True)
+
+    async def ping(request: Request) -> Response:
+        return Response(b'{"status":"ok"}', media_type="application/json")
+
+    return Starlette(routes=[Route("/ping", ping, methods=["GET"]), Route("/promises", create, methods=["POST"]),
+                             Route("/promises/{id:path}", read, methods=["GET"]),
+                             Route("/promises/{id:path}", complete, methods=["PATCH"])])
+
+
+def serve_bare(port: int) -> None:
+    import uvicorn
+    uvicorn.run(bare_app(), host="127.0.0.1", port=port, http="httptools", log_level="warning",
+                access_log=False, lifespan="off")
+
+
+class BareProcess:
+    def __init__(self):
+        from tests.infra.ports import free_port
+        self.http_port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def start(self) -> "BareProcess":
+        self.proc = subprocess.Popen(pinned([sys.executable, os.path.abspath(__file__), "--serve-bare",
+                                             str(self.http_port)]), start_new_session=True)
+        wait_ready(self.url, self.proc)
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(15)
+
+
+def wait_ready(url: str, proc: subprocess.Popen) -> None:
+    import httpx
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            if httpx.get(f"{url}/ping", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer /ping within {READY_TIMEOUT_S}s")
+
+
+# Our AsgiServer binds with socket.create_server, whose sockets have proto 0, so asyncio does not set
+# TCP_NODELAY on accepted connections and Nagle holds the body segment until the client's delayed ACK
+# (~40 ms a request). The shim sets TCP_NODELAY on the listening socket (Linux accepted sockets inherit
+# it), to measure the server as it would be with that fixed, without touching resonate/.
+NODELAY_SHIM = """
+import runpy, socket
+_create_server = socket.create_server
+def create_server(*args, **kwargs):
+    sock = _create_server(*args, **kwargs)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+socket.create_server = create_server
+runpy.run_module("resonate.cli", run_name="__main__", alter_sys=True)
+"""
+
+
+def our_server(nodelay_shim: bool = False):
+    from tests.server import ServerProcess
+
+    class PinnedServer(ServerProcess):
+        def command(self) -> list[str]:
+            cmd = super().command()  # `serve` on a temp file database, synchronous=FULL (the default)
+            if nodelay_shim:
+                assert cmd[1:3] == ["-m", "resonate.cli"], cmd
+                cmd = [cmd[0], "-c", NODELAY_SHIM, *cmd[3:]]
+            return pinned(cmd)
+
+    return PinnedServer()
+
+
+# --- the load -----------------------------------------------------------------------------------------
+
+async def timed_cell(url: str, operation: str, clients: int, seconds: float, ids: list[str],
+                     pending: list[str], label: str) -> Row:
+    """Runs `operation` with `clients` keep-alive connections for `seconds`; creates append to `ids` and
+    `pending`, reads cycle over `ids`, completes consume `pending` (the cell ends early if it runs out)."""
+    host, port = url.split("//", 1)[1].rsplit(":", 1)
+    conns = [await RawHttpConnection.open(host, int(port)) for _ in range(clients)]
+    prefix = f"ceiling-{uuid.uuid4().hex[:8]}"
+    counter = iter(range(10**9))
+    latencies: list[float] = []
+
+    async def one(conn: RawHttpConnection) -> bool:
+        i = next(counter)
+        if operation == "create":
+            pid = f"{prefix}-{i}"
+            status = await conn.request("POST", "/promises", json.dumps({"id": pid, "timeout": FAR}).encode())
+            assert status == 201, status
+            ids.append(pid)
+            pending.append(pid)
+        elif operation == "read":
+            status = await conn.request("GET", f"/promises/{ids[i % len(ids)]}", b"")
+            assert status == 200, status
+        else:
+            if not pending:
+                return False
+            status = await conn.request("PATCH", f"/promises/{pending.pop()}", b'{"state":"RESOLVED"}')
+            assert status == 201, status
+        return True
+
+    async def worker(conn: RawHttpConnection, until: float, record: bool):
+        while time.perf_counter() < until:
+            start = time.perf_counter()
+            if not await one(conn):
+                return
+            if record:
+                latencies.append((time.perf_counter() - start) * 1000)
+
+    if operation != "complete":  # completes have no spare promises to warm up on
+        warm_until = time.perf_counter() + WARMUP_S
+        await asyncio.gather(*(worker(c, warm_until, False) for c in conns))
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(c, start + seconds, True) for c in conns))
+    elapsed = time.perf_counter() - start
+    for c in conns:
+        c.close()
+    return make_row(label, operation, clients, elapsed, latencies)
+
+
+async def run_cells(url: str, label: str, seconds: float, cells=CELLS) -> list[Row]:
+    ids: list[str] = []
+    pending: list[str] = []
+    return [await timed_cell(url, op, c, seconds, ids, pending, label) for op, c in cells]
+
+
+def measure(server, label: str, seconds: float) -> list[Row]:
+    server.start()
+    try:
+        return asyncio.run(run_cells(server.url, label, seconds))
+    finally:
+        server.stop()
+
+
+def profile(operation: str, out: str, seconds: float, nodelay_shim: bool) -> None:
+    """Our server under `operation`@64 while py-spy records it (all threads, idle frames too)."""
+    server = our_server(nodelay_shim=nodelay_shim).start()
+    try:
+        async def load():
+            ids: list[str] = []
+            pending: list[str] = []
+            if operation != "create":  # something to read or complete: creates first, not recorded
+                await timed_cell(server.url, "create", 64, seconds * (3 if operation == "complete" else 1), ids,
+                                 pending, "setup")
+            spy = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "py-spy"), "record", "--pid",
+                                    str(server.proc.pid), "--format", "raw", "--idle", "--threads", "--rate", "250",
+                                    "--duration", str(int(seconds)), "--output", out, "--nonblocking"])
+            await asyncio.sleep(1)  # py-spy attaching
+            row = await timed_cell(server.url, operation, 64, seconds, ids, pending, "ours, under py-spy")
+            spy.wait(60)
+            print_table([row], f"our server under py-spy ({operation}@64), stacks in {out}")
+
+        asyncio.run(load())
+    finally:
+        server.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=3.0, help="measured seconds per cell")
+    parser.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--profile", choices=["create", "read", "complete"])
+    parser.add_argument("--py-spy", default="profile.txt")
+    parser.add_argument("--nodelay-shim", action="store_true", help="profile with the TCP_NODELAY shim")
+    args = parser.parse_args(argv)
+    if args.serve_bare:
+        serve_bare(args.serve_bare)
+        return
+    pin_load_generator()
+    if args.profile:
+        profile(args.profile, args.py_spy, args.seconds, args.nodelay_shim)
+        return
+    bare = measure(BareProcess(), "bare starlette+uvicorn+httptools", args.seconds)
+    ours = measure(our_server(), "ours (serve, SQLite FULL)", args.seconds)
+    shimmed = measure(our_server(nodelay_shim=True), "ours + TCP_NODELAY shim", args.seconds)
+    pin = "server on core 0 (taskset), load on the other core" if shutil.which("taskset") else "no taskset: unpinned"
+    print_table(bare + ours + shimmed, f"HTTP ceiling, {args.seconds:g} s per cell, {pin}")
+    print(f"\n{'operation':<10} {'clients':>7} {'ours/bare':>9} {'ours+nodelay/bare':>17}")
+    for b, o, n in zip(bare, ours, shimmed):
+        print(f"{b.operation:<10} {b.concurrency:>7} {o.throughput / b.throughput:>9.0%} "
+              f"{n.throughput / b.throughput:>17.0%}")
+
+
+if __name__ == "__main__":
+    main()
