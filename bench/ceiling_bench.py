@@ -5,9 +5,12 @@ keep-alive client of bench/http_bench.py. Each cell runs for a fixed short time.
 and ours/bare. Figures on a shared machine are noisy.
 
 With `--profile OP --py-spy FILE`, runs only our server under OP@64 load and records it with py-spy
-(collapsed stacks, idle frames included) for docs/performance.md.
+(collapsed stacks of the thread holding the GIL) for docs/performance.md.
+
+With `--cpu`, prints our server's CPU time per request by thread (from /proc) and its mean commit batch.
 
 Usage: python bench/ceiling_bench.py [--seconds S] [--profile create|read|complete --py-spy FILE]
+       python bench/ceiling_bench.py --cpu [--nodelay-shim]
        python bench/ceiling_bench.py --serve-bare PORT   (the bare endpoint; run by the benchmark)
 """
 from __future__ import annotations
@@ -159,7 +162,7 @@ def our_server(nodelay_shim: bool = False):
 # --- the load -----------------------------------------------------------------------------------------
 
 async def timed_cell(url: str, operation: str, clients: int, seconds: float, ids: list[str],
-                     pending: list[str], label: str) -> Row:
+                     pending: list[str], label: str, probe=None, snapshots: list | None = None) -> Row:
     """Runs `operation` with `clients` keep-alive connections for `seconds`; creates append to `ids` and
     `pending`, reads cycle over `ids`, completes consume `pending` (the cell ends early if it runs out)."""
     host, port = url.split("//", 1)[1].rsplit(":", 1)
@@ -197,30 +200,44 @@ async def timed_cell(url: str, operation: str, clients: int, seconds: float, ids
     if operation != "complete":  # completes have no spare promises to warm up on
         warm_until = time.perf_counter() + WARMUP_S
         await asyncio.gather(*(worker(c, warm_until, False) for c in conns))
+    if probe is not None:  # e.g. the server's CPU counters, right around the measured window
+        snapshots.append(probe())
     start = time.perf_counter()
     await asyncio.gather(*(worker(c, start + seconds, True) for c in conns))
     elapsed = time.perf_counter() - start
+    if probe is not None:
+        snapshots.append(probe())
     for c in conns:
         c.close()
     return make_row(label, operation, clients, elapsed, latencies)
 
 
-async def run_cells(url: str, label: str, seconds: float, cells=CELLS) -> list[Row]:
+async def run_cells(url: str, label: str, seconds: float, cells=CELLS, pid: int | None = None
+                    ) -> tuple[list[Row], list[float]]:
+    """The rows, and per row the server's CPU seconds per wall second in the measured window (if `pid`)."""
     ids: list[str] = []
     pending: list[str] = []
-    return [await timed_cell(url, op, c, seconds, ids, pending, label) for op, c in cells]
+    rows, busy = [], []
+    for op, c in cells:
+        snaps: list = []
+        probe = (lambda: (sum(thread_cpu_seconds(pid).values()), time.perf_counter())) if pid else None
+        rows.append(await timed_cell(url, op, c, seconds, ids, pending, label, probe, snaps))
+        if pid:
+            (cpu0, t0), (cpu1, t1) = snaps
+            busy.append((cpu1 - cpu0) / (t1 - t0))
+    return rows, busy
 
 
-def measure(server, label: str, seconds: float) -> list[Row]:
+def measure(server, label: str, seconds: float) -> tuple[list[Row], list[float]]:
     server.start()
     try:
-        return asyncio.run(run_cells(server.url, label, seconds))
+        return asyncio.run(run_cells(server.url, label, seconds, pid=server.proc.pid))
     finally:
         server.stop()
 
 
 def profile(operation: str, out: str, seconds: float, nodelay_shim: bool) -> None:
-    """Our server under `operation`@64 while py-spy records it (all threads, idle frames too)."""
+    """Our server under `operation`@64 while py-spy records the thread holding the GIL."""
     server = our_server(nodelay_shim=nodelay_shim).start()
     try:
         async def load():
@@ -230,12 +247,61 @@ def profile(operation: str, out: str, seconds: float, nodelay_shim: bool) -> Non
                 await timed_cell(server.url, "create", 64, seconds * (3 if operation == "complete" else 1), ids,
                                  pending, "setup")
             spy = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "py-spy"), "record", "--pid",
-                                    str(server.proc.pid), "--format", "raw", "--idle", "--threads", "--rate", "250",
+                                    str(server.proc.pid), "--format", "raw", "--gil", "--threads", "--rate", "250",
                                     "--duration", str(int(seconds)), "--output", out, "--nonblocking"])
             await asyncio.sleep(1)  # py-spy attaching
             row = await timed_cell(server.url, operation, 64, seconds, ids, pending, "ours, under py-spy")
             spy.wait(60)
             print_table([row], f"our server under py-spy ({operation}@64), stacks in {out}")
+
+        asyncio.run(load())
+    finally:
+        server.stop()
+
+
+def thread_cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) of `pid`'s event-loop (main) thread and of all its other threads."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        name = "event loop" if int(tid) == pid else "other threads"
+        fields = stat[stat.rindex(")") + 2:].split()
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return out
+
+
+def metric_sum(metrics_text: str, name: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in metrics_text.splitlines()
+               if line.startswith(name + " ") or line.startswith(name + "{"))
+
+
+def cpu_per_request(seconds: float, nodelay_shim: bool) -> None:
+    """Server CPU time per request, per thread, and the mean group-commit batch, for each cell."""
+    import httpx
+    server = our_server(nodelay_shim=nodelay_shim).start()
+    try:
+        async def load():
+            ids: list[str] = []
+            pending: list[str] = []
+            print(f"\nserver CPU per request (utime+stime from /proc, per thread), {seconds:g} s per cell")
+            for op, clients in CELLS:
+                snaps: list = []
+                row = await timed_cell(server.url, op, clients, seconds, ids, pending, "ours", lambda: (
+                    thread_cpu_seconds(server.proc.pid), httpx.get(server.metrics_url).text), snaps)
+                (before, m0), (after, m1) = snaps
+                batches = (metric_sum(m1, "resonate_kernel_batch_size_count")
+                           - metric_sum(m0, "resonate_kernel_batch_size_count"))
+                batched = (metric_sum(m1, "resonate_kernel_batch_size_sum")
+                           - metric_sum(m0, "resonate_kernel_batch_size_sum"))
+                per = {k: (after[k] - before.get(k, 0.0)) * 1e6 / row.requests for k in after}
+                busy = ", ".join(f"{k} {v:.0f}" for k, v in sorted(per.items(), key=lambda kv: -kv[1]) if v >= 1)
+                print(f"{op:<9} @{clients:<3} {row.throughput:>6.0f} req/s  {sum(per.values()):>5.0f} us CPU/request "
+                      f"({busy}); {batches:.0f} batches, mean {batched / batches if batches else 0:.1f} requests")
 
         asyncio.run(load())
     finally:
@@ -248,20 +314,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--profile", choices=["create", "read", "complete"])
     parser.add_argument("--py-spy", default="profile.txt")
-    parser.add_argument("--nodelay-shim", action="store_true", help="profile with the TCP_NODELAY shim")
+    parser.add_argument("--nodelay-shim", action="store_true", help="profile/--cpu with the TCP_NODELAY shim")
+    parser.add_argument("--cpu", action="store_true", help="server CPU per request and batch sizes, ours only")
     args = parser.parse_args(argv)
     if args.serve_bare:
         serve_bare(args.serve_bare)
         return
     pin_load_generator()
+    if args.cpu:
+        cpu_per_request(args.seconds, args.nodelay_shim)
+        return
     if args.profile:
         profile(args.profile, args.py_spy, args.seconds, args.nodelay_shim)
         return
-    bare = measure(BareProcess(), "bare starlette+uvicorn+httptools", args.seconds)
-    ours = measure(our_server(), "ours (serve, SQLite FULL)", args.seconds)
-    shimmed = measure(our_server(nodelay_shim=True), "ours + TCP_NODELAY shim", args.seconds)
+    bare, bare_busy = measure(BareProcess(), "bare starlette+uvicorn+httptools", args.seconds)
+    ours, ours_busy = measure(our_server(), "ours (serve, SQLite FULL)", args.seconds)
+    shimmed, shim_busy = measure(our_server(nodelay_shim=True), "ours + TCP_NODELAY shim", args.seconds)
     pin = "server on core 0 (taskset), load on the other core" if shutil.which("taskset") else "no taskset: unpinned"
     print_table(bare + ours + shimmed, f"HTTP ceiling, {args.seconds:g} s per cell, {pin}")
+    print("\nserver CPU (user+system, all threads) per wall second and per request, in the measured window")
+    for r, b in zip(bare + ours + shimmed, bare_busy + ours_busy + shim_busy):
+        print(f"{r.transport:<34} {r.operation:<10} {r.concurrency:>7} {b:>6.0%} {b / r.throughput * 1e6:>7.0f} us")
     print(f"\n{'operation':<10} {'clients':>7} {'ours/bare':>9} {'ours+nodelay/bare':>17}")
     for b, o, n in zip(bare, ours, shimmed):
         print(f"{b.operation:<10} {b.concurrency:>7} {o.throughput / b.throughput:>9.0%} "
