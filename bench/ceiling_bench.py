@@ -7,10 +7,12 @@ and ours/bare. Figures on a shared machine are noisy.
 With `--profile OP --py-spy FILE`, runs only our server under OP@64 load and records it with py-spy
 (collapsed stacks of the thread holding the GIL) for docs/performance.md.
 
+With `--tail`, measures the 64-client tail under garbage-collection variants (bench-only shims).
 With `--cpu`, prints our server's CPU time per request by thread (from /proc) and its mean commit batch.
 
 Usage: python bench/ceiling_bench.py [--seconds S] [--profile create|read|complete --py-spy FILE]
        python bench/ceiling_bench.py --cpu [--nodelay-shim]
+       python bench/ceiling_bench.py --tail
        python bench/ceiling_bench.py --serve-bare PORT   (the bare endpoint; run by the benchmark)
 """
 from __future__ import annotations
@@ -145,7 +147,32 @@ runpy.run_module("resonate.cli", run_name="__main__", alter_sys=True)
 """
 
 
-def our_server(nodelay_shim: bool = False):
+# Garbage-collection variants for `--tail` (bench-only preludes to the shim): the first only reports the
+# heap, 2 s after start, on the server's output (GCPROBE line in its log).
+GC_PROBE = """
+import gc, sys, threading, time
+def _gc_probe():
+    time.sleep(2)
+    tracked = len(gc.get_objects())
+    start = time.perf_counter()
+    gc.collect()
+    print(f"GCPROBE {tracked} tracked objects, full collection {(time.perf_counter() - start) * 1000:.1f} ms",
+          file=sys.stderr, flush=True)
+    if FREEZE:
+        gc.freeze()
+threading.Thread(target=_gc_probe, daemon=True).start()
+"""
+GC_VARIANTS = {
+    "shim (GC probe only)": "FREEZE = False\n" + GC_PROBE,
+    "shim + gc.disable()": "import gc; gc.disable()\n",
+    "shim + gc threshold 50000": "import gc; gc.set_threshold(50000, 50, 100)\n",
+    "shim + gc.freeze() after start": "FREEZE = True\n" + GC_PROBE,
+}
+TAIL_CELLS = [("create", 64), ("read", 64)]
+GC_PROBE_WAIT_S = 3  # the probe runs 2 s after start; measure after it
+
+
+def our_server(nodelay_shim: bool = False, prelude: str = ""):
     from tests.server import ServerProcess
 
     class PinnedServer(ServerProcess):
@@ -153,7 +180,7 @@ def our_server(nodelay_shim: bool = False):
             cmd = super().command()  # `serve` on a temp file database, synchronous=FULL (the default)
             if nodelay_shim:
                 assert cmd[1:3] == ["-m", "resonate.cli"], cmd
-                cmd = [cmd[0], "-c", NODELAY_SHIM, *cmd[3:]]
+                cmd = [cmd[0], "-c", prelude + NODELAY_SHIM, *cmd[3:]]
             return pinned(cmd)
 
     return PinnedServer()
@@ -308,6 +335,23 @@ def cpu_per_request(seconds: float, nodelay_shim: bool) -> None:
         server.stop()
 
 
+def tail_experiments(seconds: float) -> None:
+    """The 64-client tail under garbage-collection variants, each on a fresh server with the shim."""
+    rows: list[Row] = []
+    probes: list[str] = []
+    for label, prelude in GC_VARIANTS.items():
+        server = our_server(nodelay_shim=True, prelude=prelude).start()
+        time.sleep(GC_PROBE_WAIT_S)
+        try:
+            rows += asyncio.run(run_cells(server.url, label, seconds, TAIL_CELLS))[0]
+        finally:
+            server.stop()
+        probes += [f"{label}: {line}" for line in server.log_tail(400).splitlines() if "GCPROBE" in line]
+    print_table(rows, f"tail at 64 clients under GC variants (bench-only shims), {seconds:g} s per cell")
+    for line in probes:
+        print(line)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=3.0, help="measured seconds per cell")
@@ -316,11 +360,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--py-spy", default="profile.txt")
     parser.add_argument("--nodelay-shim", action="store_true", help="profile/--cpu with the TCP_NODELAY shim")
     parser.add_argument("--cpu", action="store_true", help="server CPU per request and batch sizes, ours only")
+    parser.add_argument("--tail", action="store_true", help="ours at 64 clients under garbage-collection variants")
     args = parser.parse_args(argv)
     if args.serve_bare:
         serve_bare(args.serve_bare)
         return
     pin_load_generator()
+    if args.tail:
+        tail_experiments(args.seconds)
+        return
     if args.cpu:
         cpu_per_request(args.seconds, args.nodelay_shim)
         return
