@@ -1,6 +1,7 @@
 """Runs every benchmark and prints one table per transport with its baselines from the same run.
 
 Usage: python bench/run.py [--requests N] [--only http,grpc,metrics,kafka,postgres,startup,latency,latency-postgres]
+`--only ceiling` (not in the default list) runs bench/ceiling_bench.py: ours against a bare Starlette endpoint.
 """
 from __future__ import annotations
 
@@ -46,6 +47,9 @@ def main() -> None:
             group = by[("core, group commit (no transport)", op, 64)]
             single = by[("core, one commit per request", op, 64)]
             print(f"group commit speed-up at 64 clients, {op}: {group / single:.1f}x")
+    if "ceiling" in parts:  # issue 13: our HTTP stack against its framework's ceiling, server pinned to one core
+        from bench.ceiling_bench import main as ceiling_main
+        ceiling_main([])
     if "startup" in parts:
         from bench.startup_bench import main as startup_main
         startup_main()

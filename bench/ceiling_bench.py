@@ -1,0 +1,393 @@
+"""The ceiling of our own HTTP stack (issue 13): a bare Starlette + uvicorn + httptools endpoint with the
+same JSON shapes as our create/read/complete and no store, against our server (`resonate serve`, file
+SQLite at synchronous=FULL), each alone on the server core, loaded from the other core with the raw
+keep-alive client of bench/http_bench.py. Each cell runs for a fixed short time. Prints req/s, p50/p99
+and ours/bare. Figures on a shared machine are noisy.
+
+With `--profile OP --py-spy FILE`, runs only our server under OP@64 load and records it with py-spy
+(collapsed stacks of the thread holding the GIL) for docs/performance.md.
+
+With `--tail`, measures the 64-client tail under garbage-collection variants (bench-only shims).
+With `--cpu`, prints our server's CPU time per request by thread (from /proc) and its mean commit batch.
+
+Usage: python bench/ceiling_bench.py [--seconds S] [--profile create|read|complete --py-spy FILE]
+       python bench/ceiling_bench.py --cpu [--nodelay-shim]
+       python bench/ceiling_bench.py --tail
+       python bench/ceiling_bench.py --serve-bare PORT   (the bare endpoint; run by the benchmark)
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench.common import Row, make_row, print_table  # noqa: E402
+from bench.http_bench import FAR, RawHttpConnection  # noqa: E402
+
+SERVER_CORE = 0  # server pinned here; the load generator takes the other core
+CELLS = [("create", 1), ("create", 16), ("create", 64), ("read", 64), ("complete", 16), ("complete", 64)]
+WARMUP_S = 0.5
+READY_TIMEOUT_S = 30
+JSON_TYPE = "application/json; charset=utf-8"
+
+
+def pinned(cmd: list[str]) -> list[str]:
+    taskset = shutil.which("taskset")
+    return [taskset, "-c", str(SERVER_CORE), *cmd] if taskset else cmd
+
+
+def pin_load_generator() -> None:
+    cores = os.sched_getaffinity(0) - {SERVER_CORE}
+    if cores:
+        os.sched_setaffinity(0, cores)
+
+
+# --- the bare endpoint ------------------------------------------------------------------------------
+
+def bare_app():
+    """Our routes' shapes with no store, no kernel, no metrics: parse the body, answer the promise."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    headers = {"content-type": JSON_TYPE, "resonate-version": "0.8.2"}
+
+    def promise(status: int, pid: str, state: str, timeout: int, completed: bool) -> Response:
+        now = int(time.time() * 1000)
+        body = {"id": pid, "state": state, "param": {}, "value": {}, "timeout": timeout, "createdOn": now}
+        if completed:
+            body["completedOn"] = now
+        return Response(json.dumps(body, separators=(",", ":")).encode(), status_code=status,
+                        media_type=None, headers=headers)
+
+    async def create(request: Request) -> Response:
+        body = json.loads(await request.body())
+        return promise(201, body["id"], "PENDING", body["timeout"], False)
+
+    async def read(request: Request) -> Response:
+        return promise(200, request.path_params["id"], "PENDING", FAR, False)
+
+    async def complete(request: Request) -> Response:
+        body = json.loads(await request.body())
+        return promise(201, request.path_params["id"], body["state"], FAR, True)
+
+    async def ping(request: Request) -> Response:
+        return Response(b'{"status":"ok"}', media_type="application/json")
+
+    return Starlette(routes=[Route("/ping", ping, methods=["GET"]), Route("/promises", create, methods=["POST"]),
+                             Route("/promises/{id:path}", read, methods=["GET"]),
+                             Route("/promises/{id:path}", complete, methods=["PATCH"])])
+
+
+def serve_bare(port: int) -> None:
+    import uvicorn
+    uvicorn.run(bare_app(), host="127.0.0.1", port=port, http="httptools", log_level="warning",
+                access_log=False, lifespan="off")
+
+
+class BareProcess:
+    def __init__(self):
+        from tests.infra.ports import free_port
+        self.http_port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def start(self) -> "BareProcess":
+        self.proc = subprocess.Popen(pinned([sys.executable, os.path.abspath(__file__), "--serve-bare",
+                                             str(self.http_port)]), start_new_session=True)
+        wait_ready(self.url, self.proc)
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(15)
+
+
+def wait_ready(url: str, proc: subprocess.Popen) -> None:
+    import httpx
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            if httpx.get(f"{url}/ping", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer /ping within {READY_TIMEOUT_S}s")
+
+
+# Our AsgiServer binds with socket.create_server, whose sockets have proto 0, so asyncio does not set
+# TCP_NODELAY on accepted connections and Nagle holds the body segment until the client's delayed ACK
+# (~40 ms a request). The shim sets TCP_NODELAY on the listening socket (Linux accepted sockets inherit
+# it), to measure the server as it would be with that fixed, without touching resonate/.
+NODELAY_SHIM = """
+import runpy, socket
+_create_server = socket.create_server
+def create_server(*args, **kwargs):
+    sock = _create_server(*args, **kwargs)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+socket.create_server = create_server
+runpy.run_module("resonate.cli", run_name="__main__", alter_sys=True)
+"""
+
+
+# Garbage-collection variants for `--tail` (bench-only preludes to the shim): the first only reports the
+# heap, 2 s after start, on the server's output (GCPROBE line in its log).
+GC_PROBE = """
+import gc, sys, threading, time
+def _gc_probe():
+    time.sleep(2)
+    tracked = len(gc.get_objects())
+    start = time.perf_counter()
+    gc.collect()
+    print(f"GCPROBE {tracked} tracked objects, full collection {(time.perf_counter() - start) * 1000:.1f} ms",
+          file=sys.stderr, flush=True)
+    if FREEZE:
+        gc.freeze()
+threading.Thread(target=_gc_probe, daemon=True).start()
+"""
+GC_VARIANTS = {
+    "shim (GC probe only)": "FREEZE = False\n" + GC_PROBE,
+    "shim + gc.disable()": "import gc; gc.disable()\n",
+    "shim + gc threshold 50000": "import gc; gc.set_threshold(50000, 50, 100)\n",
+    "shim + gc.freeze() after start": "FREEZE = True\n" + GC_PROBE,
+}
+TAIL_CELLS = [("create", 64), ("read", 64)]
+GC_PROBE_WAIT_S = 3  # the probe runs 2 s after start; measure after it
+
+
+def our_server(nodelay_shim: bool = False, prelude: str = ""):
+    from tests.server import ServerProcess
+
+    class PinnedServer(ServerProcess):
+        def command(self) -> list[str]:
+            cmd = super().command()  # `serve` on a temp file database, synchronous=FULL (the default)
+            if nodelay_shim:
+                assert cmd[1:3] == ["-m", "resonate.cli"], cmd
+                cmd = [cmd[0], "-c", prelude + NODELAY_SHIM, *cmd[3:]]
+            return pinned(cmd)
+
+    return PinnedServer()
+
+
+# --- the load -----------------------------------------------------------------------------------------
+
+async def timed_cell(url: str, operation: str, clients: int, seconds: float, ids: list[str],
+                     pending: list[str], label: str, probe=None, snapshots: list | None = None) -> Row:
+    """Runs `operation` with `clients` keep-alive connections for `seconds`; creates append to `ids` and
+    `pending`, reads cycle over `ids`, completes consume `pending` (the cell ends early if it runs out)."""
+    host, port = url.split("//", 1)[1].rsplit(":", 1)
+    conns = [await RawHttpConnection.open(host, int(port)) for _ in range(clients)]
+    prefix = f"ceiling-{uuid.uuid4().hex[:8]}"
+    counter = iter(range(10**9))
+    latencies: list[float] = []
+
+    async def one(conn: RawHttpConnection) -> bool:
+        i = next(counter)
+        if operation == "create":
+            pid = f"{prefix}-{i}"
+            status = await conn.request("POST", "/promises", json.dumps({"id": pid, "timeout": FAR}).encode())
+            assert status == 201, status
+            ids.append(pid)
+            pending.append(pid)
+        elif operation == "read":
+            status = await conn.request("GET", f"/promises/{ids[i % len(ids)]}", b"")
+            assert status == 200, status
+        else:
+            if not pending:
+                return False
+            status = await conn.request("PATCH", f"/promises/{pending.pop()}", b'{"state":"RESOLVED"}')
+            assert status == 201, status
+        return True
+
+    async def worker(conn: RawHttpConnection, until: float, record: bool):
+        while time.perf_counter() < until:
+            start = time.perf_counter()
+            if not await one(conn):
+                return
+            if record:
+                latencies.append((time.perf_counter() - start) * 1000)
+
+    if operation != "complete":  # completes have no spare promises to warm up on
+        warm_until = time.perf_counter() + WARMUP_S
+        await asyncio.gather(*(worker(c, warm_until, False) for c in conns))
+    if probe is not None:  # e.g. the server's CPU counters, right around the measured window
+        snapshots.append(probe())
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(c, start + seconds, True) for c in conns))
+    elapsed = time.perf_counter() - start
+    if probe is not None:
+        snapshots.append(probe())
+    for c in conns:
+        c.close()
+    return make_row(label, operation, clients, elapsed, latencies)
+
+
+async def run_cells(url: str, label: str, seconds: float, cells=CELLS, pid: int | None = None
+                    ) -> tuple[list[Row], list[float]]:
+    """The rows, and per row the server's CPU seconds per wall second in the measured window (if `pid`)."""
+    ids: list[str] = []
+    pending: list[str] = []
+    rows, busy = [], []
+    for op, c in cells:
+        snaps: list = []
+        probe = (lambda: (sum(thread_cpu_seconds(pid).values()), time.perf_counter())) if pid else None
+        rows.append(await timed_cell(url, op, c, seconds, ids, pending, label, probe, snaps))
+        if pid:
+            (cpu0, t0), (cpu1, t1) = snaps
+            busy.append((cpu1 - cpu0) / (t1 - t0))
+    return rows, busy
+
+
+def measure(server, label: str, seconds: float) -> tuple[list[Row], list[float]]:
+    server.start()
+    try:
+        return asyncio.run(run_cells(server.url, label, seconds, pid=server.proc.pid))
+    finally:
+        server.stop()
+
+
+def profile(operation: str, out: str, seconds: float, nodelay_shim: bool) -> None:
+    """Our server under `operation`@64 while py-spy records the thread holding the GIL."""
+    server = our_server(nodelay_shim=nodelay_shim).start()
+    try:
+        async def load():
+            ids: list[str] = []
+            pending: list[str] = []
+            if operation != "create":  # something to read or complete: creates first, not recorded
+                await timed_cell(server.url, "create", 64, seconds * (3 if operation == "complete" else 1), ids,
+                                 pending, "setup")
+            spy = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "py-spy"), "record", "--pid",
+                                    str(server.proc.pid), "--format", "raw", "--gil", "--threads", "--rate", "250",
+                                    "--duration", str(int(seconds)), "--output", out, "--nonblocking"])
+            await asyncio.sleep(1)  # py-spy attaching
+            row = await timed_cell(server.url, operation, 64, seconds, ids, pending, "ours, under py-spy")
+            spy.wait(60)
+            print_table([row], f"our server under py-spy ({operation}@64), stacks in {out}")
+
+        asyncio.run(load())
+    finally:
+        server.stop()
+
+
+def thread_cpu_seconds(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) of `pid`'s event-loop (main) thread and of all its other threads."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        name = "event loop" if int(tid) == pid else "other threads"
+        fields = stat[stat.rindex(")") + 2:].split()
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return out
+
+
+def metric_sum(metrics_text: str, name: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in metrics_text.splitlines()
+               if line.startswith(name + " ") or line.startswith(name + "{"))
+
+
+def cpu_per_request(seconds: float, nodelay_shim: bool) -> None:
+    """Server CPU time per request, per thread, and the mean group-commit batch, for each cell."""
+    import httpx
+    server = our_server(nodelay_shim=nodelay_shim).start()
+    try:
+        async def load():
+            ids: list[str] = []
+            pending: list[str] = []
+            print(f"\nserver CPU per request (utime+stime from /proc, per thread), {seconds:g} s per cell")
+            for op, clients in CELLS:
+                snaps: list = []
+                row = await timed_cell(server.url, op, clients, seconds, ids, pending, "ours", lambda: (
+                    thread_cpu_seconds(server.proc.pid), httpx.get(server.metrics_url).text), snaps)
+                (before, m0), (after, m1) = snaps
+                batches = (metric_sum(m1, "resonate_kernel_batch_size_count")
+                           - metric_sum(m0, "resonate_kernel_batch_size_count"))
+                batched = (metric_sum(m1, "resonate_kernel_batch_size_sum")
+                           - metric_sum(m0, "resonate_kernel_batch_size_sum"))
+                per = {k: (after[k] - before.get(k, 0.0)) * 1e6 / row.requests for k in after}
+                busy = ", ".join(f"{k} {v:.0f}" for k, v in sorted(per.items(), key=lambda kv: -kv[1]) if v >= 1)
+                print(f"{op:<9} @{clients:<3} {row.throughput:>6.0f} req/s  {sum(per.values()):>5.0f} us CPU/request "
+                      f"({busy}); {batches:.0f} batches, mean {batched / batches if batches else 0:.1f} requests")
+
+        asyncio.run(load())
+    finally:
+        server.stop()
+
+
+def tail_experiments(seconds: float) -> None:
+    """The 64-client tail under garbage-collection variants, each on a fresh server with the shim."""
+    rows: list[Row] = []
+    probes: list[str] = []
+    for label, prelude in GC_VARIANTS.items():
+        server = our_server(nodelay_shim=True, prelude=prelude).start()
+        time.sleep(GC_PROBE_WAIT_S)
+        try:
+            rows += asyncio.run(run_cells(server.url, label, seconds, TAIL_CELLS))[0]
+        finally:
+            server.stop()
+        probes += [f"{label}: {line}" for line in server.log_tail(400).splitlines() if "GCPROBE" in line]
+    print_table(rows, f"tail at 64 clients under GC variants (bench-only shims), {seconds:g} s per cell")
+    for line in probes:
+        print(line)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=3.0, help="measured seconds per cell")
+    parser.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--profile", choices=["create", "read", "complete"])
+    parser.add_argument("--py-spy", default="profile.txt")
+    parser.add_argument("--nodelay-shim", action="store_true", help="profile/--cpu with the TCP_NODELAY shim")
+    parser.add_argument("--cpu", action="store_true", help="server CPU per request and batch sizes, ours only")
+    parser.add_argument("--tail", action="store_true", help="ours at 64 clients under garbage-collection variants")
+    args = parser.parse_args(argv)
+    if args.serve_bare:
+        serve_bare(args.serve_bare)
+        return
+    pin_load_generator()
+    if args.tail:
+        tail_experiments(args.seconds)
+        return
+    if args.cpu:
+        cpu_per_request(args.seconds, args.nodelay_shim)
+        return
+    if args.profile:
+        profile(args.profile, args.py_spy, args.seconds, args.nodelay_shim)
+        return
+    bare, bare_busy = measure(BareProcess(), "bare starlette+uvicorn+httptools", args.seconds)
+    ours, ours_busy = measure(our_server(), "ours (serve, SQLite FULL)", args.seconds)
+    shimmed, shim_busy = measure(our_server(nodelay_shim=True), "ours + TCP_NODELAY shim", args.seconds)
+    pin = "server on core 0 (taskset), load on the other core" if shutil.which("taskset") else "no taskset: unpinned"
+    print_table(bare + ours + shimmed, f"HTTP ceiling, {args.seconds:g} s per cell, {pin}")
+    print("\nserver CPU (user+system, all threads) per wall second and per request, in the measured window")
+    for r, b in zip(bare + ours + shimmed, bare_busy + ours_busy + shim_busy):
+        print(f"{r.transport:<34} {r.operation:<10} {r.concurrency:>7} {b:>6.0%} {b / r.throughput * 1e6:>7.0f} us")
+    print(f"\n{'operation':<10} {'clients':>7} {'ours/bare':>9} {'ours+nodelay/bare':>17}")
+    for b, o, n in zip(bare, ours, shimmed):
+        print(f"{b.operation:<10} {b.concurrency:>7} {o.throughput / b.throughput:>9.0%} "
+              f"{n.throughput / b.throughput:>17.0%}")
+
+
+if __name__ == "__main__":
+    main()
