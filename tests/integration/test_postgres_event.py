@@ -6,7 +6,6 @@ checked below can only happen through the notifications between servers.
 from __future__ import annotations
 
 import queue
-import time
 import uuid
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 from tests.infra.fixtures import postgres_server  # noqa: F401  (one shared server per session)
 from tests.integration.test_background import PollListener, now_ms
 from tests.integration.test_postgres_scenarios import fresh_database, start_servers
+from tests.infra.wait import wait_until
 
 FLAGS = ("--system-signal-timeout", "60s", "--log-level", "debug")
 WELL_WITHIN_S = 5  # far below both the ttr (15 s) and the period (60 s)
@@ -34,12 +34,8 @@ def servers(postgres_server):  # noqa: F811
 
 def wait_for_log(server, text: str, timeout: float = 10) -> None:
     """The server's own log says it: a positive signal that the notification was handled."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if text in Path(server.log_path).read_text(errors="replace"):
-            return
-        time.sleep(0.02)
-    pytest.fail(f"{text!r} never appeared in the server log:\n{server.log_tail()}")
+    wait_until(lambda: text in Path(server.log_path).read_text(errors="replace"),
+               f"{text!r} in the server log", timeout=timeout)
 
 
 def listen_on(holder, sender, group: str, ident: str) -> PollListener:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from resonate.embedded import EmbeddedServer
+from tests.infra.wait import wait_until
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
@@ -126,11 +127,8 @@ CHECKS = [
 
 
 def wait_for_file_text(path: Path, needle: str, timeout: float = 30.0) -> str:
-    deadline = time.monotonic() + timeout
-    while needle not in (text := path.read_text()):
-        assert time.monotonic() < deadline, f"{needle!r} not in the poll stream's output within {timeout}s: {text!r}"
-        time.sleep(0.02)
-    return text
+    wait_until(lambda: needle in path.read_text(), f"{needle!r} in the poll stream's output", timeout=timeout)
+    return path.read_text()
 
 
 def test_readme_tour_runs_as_written(tmp_path):
