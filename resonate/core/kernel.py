@@ -13,6 +13,7 @@ before it commits, so the messages leave right after the commit.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
@@ -163,6 +164,11 @@ class Kernel:
                 return future
             self._queue.put(_Item(request, future, dedup, counted))
         return future
+
+    def submit_async(self, request: Any, dedup: Dedup | None = None) -> "asyncio.Future":
+        """`submit` for callers on an event loop: the answer arrives as a future of the running loop.
+        Cancelling it before a writer takes the request drops the request; after that it runs anyway."""
+        return asyncio.wrap_future(self.submit(request, dedup))
 
     def _release(self) -> None:
         with self._room:

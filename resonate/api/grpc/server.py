@@ -126,7 +126,7 @@ def _handler(rpc: Rpc, kernel, drain: _Drain, authenticator=None):
                     raise denied
             # shielded: a client that cancels or times out does not cancel the operation, which runs to
             # completion as in the reference, and the kernel's future is never cancelled under it
-            result = await asyncio.shield(asyncio.wrap_future(kernel.submit(request)))
+            result = await asyncio.shield(kernel.submit_async(request))
             reply = rpc.reply(result).SerializeToString()
         except ApiError as e:
             error = e

@@ -6,7 +6,6 @@ and error envelope.
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import time
@@ -187,7 +186,7 @@ def make_handler(route: HttpRoute, kernel, settings: HttpSettings):
                 denied = authenticator.check_jwt(request.headers.get("authorization"), core_request)
                 if denied is not None:
                     raise denied
-            result = await asyncio.wrap_future(kernel.submit(core_request))
+            result = await kernel.submit_async(core_request)
         except ApiError as e:
             return error_response(e), e.code
         if route.empty_body:
