@@ -101,7 +101,7 @@ def sqlite_version(path) -> int:
 def test_the_version_2_indexes_are_part_of_the_latest_schema():
     for dialect in (tables.SQLITE, tables.POSTGRES):
         assert V2_INDEXES <= migrations.index_names(dialect)
-    assert migrations.LATEST == 3
+    assert migrations.LATEST == 4
     deadline_indexes = {"idx_promises_state_timeout", "idx_tasks_state_expires_at", "idx_tasks_state_timeout"}
     for dialect in (tables.SQLITE, tables.POSTGRES):
         assert deadline_indexes <= migrations.index_names(dialect)
@@ -124,8 +124,8 @@ def test_a_version_1_sqlite_file_is_refused_then_upgraded_with_every_index(tmp_p
 
     status = resonate_migrate("status", *flags)
     assert status.returncode == 0, status.stderr
-    assert "schema at version 1, latest 3" in status.stdout and "002_replies_and_lookup_indexes" in status.stdout
-    assert "003_deadline_indexes" in status.stdout
+    assert "schema at version 1, latest 4" in status.stdout and "002_replies_and_lookup_indexes" in status.stdout
+    assert "003_deadline_indexes" in status.stdout and "004_background_scan_indexes" in status.stdout
 
     dry = resonate_migrate("dry-run", *flags)
     assert dry.returncode == 0, dry.stderr
@@ -136,11 +136,12 @@ def test_a_version_1_sqlite_file_is_refused_then_upgraded_with_every_index(tmp_p
     up = resonate_migrate("up", *flags)
     assert up.returncode == 0, up.stderr
     assert "applied 002_replies_and_lookup_indexes" in up.stdout and "applied 003_deadline_indexes" in up.stdout
-    assert sqlite_version(path) == 3
+    assert "applied 004_background_scan_indexes" in up.stdout
+    assert sqlite_version(path) == 4
     assert migrations.index_names(tables.SQLITE) <= sqlite_indexes(path)
 
     again = resonate_migrate("up", *flags)
-    assert again.returncode == 0 and "schema at version 3 (was 3" in again.stdout
+    assert again.returncode == 0 and "schema at version 4 (was 4" in again.stdout
 
     with ServerProcess(store_flags=flags) as server, httpx.Client(base_url=server.url, timeout=10) as client:
         assert client.get("/promises/kept").json()["state"] == "PENDING"  # the data survived the upgrade
@@ -154,6 +155,43 @@ def test_a_fresh_sqlite_file_is_migrated_by_the_server(tmp_path):
     assert sqlite_version(path) == migrations.LATEST
     assert migrations.index_names(tables.SQLITE) <= sqlite_indexes(path)
     SqliteStore(str(path)).migrate()  # and starts again on it
+
+
+class PlanRecorder:
+    """A cursor that records SQLite's query plan of every statement a store transaction runs."""
+
+    def __init__(self, conn):
+        self.conn, self.cur, self.plans = conn, conn.cursor(), {}
+
+    def execute(self, sql, params=()):
+        self.plans[sql] = " | ".join(row[3] for row in self.conn.execute("EXPLAIN QUERY PLAN " + sql, params))
+        self.cur.execute(sql, params)
+        self.rowcount = self.cur.rowcount
+        return self
+
+    def fetchone(self):
+        return self.cur.fetchone()
+
+    def fetchall(self):
+        return self.cur.fetchall()
+
+
+def test_the_timeout_pass_and_reply_pruning_read_indexes_not_whole_tables(tmp_path):
+    """Version 4: run every second, these two scanned every task / every stored reply (a latency spike
+    that grew with the store, docs/performance.md section 10)."""
+    from resonate.core.store.sqlite import SqliteTx
+    path = tmp_path / "plans.db"
+    SqliteStore(str(path)).migrate()
+    with sqlite3.connect(path, isolation_level=None) as conn:
+        recorder = PlanRecorder(conn)
+        tx = SqliteTx(recorder)
+        tx.read_expired_tasks(1000, 100)
+        tx.delete_replies_before(1000, 100)
+        plans = list(recorder.plans.values())
+    # only the held tasks (the partial index), in the query's order; before: every task, by root
+    assert plans[0] == "SCAN tasks USING INDEX idx_tasks_timed", plans[0]
+    assert "SEARCH replies USING INDEX idx_replies_created_on (created_on<?)" in plans[1], plans[1]
+    assert "SCAN replies" not in plans[1], plans[1]
 
 
 def test_a_newer_sqlite_schema_is_refused(tmp_path):
@@ -182,12 +220,12 @@ def test_a_version_1_postgres_database_is_refused_then_upgraded_with_every_index
         with pytest.raises(SchemaError, match="pending migrations"):
             PostgresStore(dsn).migrate()
         status = resonate_migrate("status", *flags)
-        assert status.returncode == 0 and "schema at version 1, latest 3" in status.stdout, status
+        assert status.returncode == 0 and "schema at version 1, latest 4" in status.stdout, status
 
         up = resonate_migrate("up", *flags)
         assert up.returncode == 0, up.stderr
         with psycopg.connect(dsn) as conn:
-            assert conn.execute("SELECT MAX(id) FROM migrations").fetchone()[0] == 3
+            assert conn.execute("SELECT MAX(id) FROM migrations").fetchone()[0] == 4
             assert migrations.index_names(tables.POSTGRES) <= _pg_indexes(conn)
             assert conn.execute("SELECT to_regclass('replies')").fetchone()[0] is not None
         with ServerProcess(store_flags=flags) as server, httpx.Client(base_url=server.url, timeout=10) as client:

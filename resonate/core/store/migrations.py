@@ -51,6 +51,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial_schema"),  # the reference's 001_initial_schema.sql
     Migration(2, "replies_and_lookup_indexes"),
     Migration(3, "deadline_indexes"),  # event-driven background work: the next deadline of each pass
+    Migration(4, "background_scan_indexes"),  # the timeout pass and reply pruning without table scans
 )
 LATEST = MIGRATIONS[-1].version
 assert [m.version for m in MIGRATIONS] == list(range(1, LATEST + 1)), "migrations are numbered 1, 2, 3, ..."

@@ -9,13 +9,18 @@ Each table and index says in `info["since"]` which schema version added it (1 wh
 what migration N creates. Version 2 added, for speed or safety (docs/decisions.md): indexes on
 tasks.root_promise_id, tasks.state and callbacks.promise_id (completing a promise otherwise scans both
 tables), and the `replies` table, which stores the reply to a deduplicated request (Kafka correlation
-ids) with the state change.
+ids) with the state change. Version 4 added two indexes for background passes that scanned whole tables
+(docs/performance.md section 10): `idx_tasks_timed`, a partial index over the tasks a worker holds
+(ENQUEUED or CLAIMED, the timeout pass's `(state & 6) != 0`, in its ORDER BY, with the expiry columns
+it filters on), and `idx_replies_created_on` for pruning stored replies.
 """
 from __future__ import annotations
 
 from typing import Optional
 
 from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, Text, text
+
+from ..model import TaskState
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -114,6 +119,11 @@ class LockRow(SQLModel, table=True):
     expires_at: Optional[int] = _col(BigInteger)
 
 
+# the tasks a worker holds (ENQUEUED or CLAIMED), written exactly as the timeout pass's query tests them
+# (SqlTx.read_expired_tasks): a partial index is used only when the query repeats its condition
+TASK_HELD = text(f"(state & {int(TaskState.ENQUEUED | TaskState.CLAIMED)}) != 0")
+
+
 class TaskRow(SQLModel, table=True):
     __tablename__ = "tasks"
     __table_args__ = (Index("idx_tasks_process_id", "process_id"), Index("idx_tasks_expires_at", "expires_at"),
@@ -122,6 +132,9 @@ class TaskRow(SQLModel, table=True):
                       # the next-deadline queries of the enqueue and task-timeout passes
                       Index("idx_tasks_state_expires_at", "state", "expires_at", info={"since": 3}),
                       Index("idx_tasks_state_timeout", "state", "timeout", info={"since": 3}),
+                      # the timeout pass reads held tasks in this order; without it, it scans every task
+                      Index("idx_tasks_timed", "root_promise_id", "sort_id", "expires_at", "timeout",
+                            sqlite_where=TASK_HELD, postgresql_where=TASK_HELD, info={"since": 4}),
                       {"sqlite_autoincrement": True})
     sort_id: Optional[int] = _sort_id()
     id: Optional[str] = _col(Text, unique=True)
@@ -141,7 +154,8 @@ class TaskRow(SQLModel, table=True):
 
 class ReplyRow(SQLModel, table=True):
     __tablename__ = "replies"
-    __table_args__ = ({"info": {"since": 2}},)
+    __table_args__ = (Index("idx_replies_created_on", "created_on", info={"since": 4}),  # pruning by age
+                      {"info": {"since": 2}})
     key: str = Field(sa_column=Column(Text, primary_key=True))
     reply: Optional[bytes] = _col(LargeBinary)
     created_on: Optional[int] = _col(BigInteger)
