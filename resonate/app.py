@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from typing import Any
+from typing import Any, Callable
 
 from .auth import Authenticator
 from .config import Config, parse_addr
@@ -232,8 +232,10 @@ class Server:
             await asyncio.to_thread(self._close_metrics)
         log.info("resonate stopped")
 
-    async def run_until_signal(self) -> None:
+    async def run_until_signal(self, after_start: Callable[[], None] = lambda: None) -> None:
+        """`resonate serve`: runs until SIGINT or SIGTERM; `after_start` runs once everything listens."""
         await self.start()
+        after_start()
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):

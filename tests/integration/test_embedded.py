@@ -136,6 +136,17 @@ def test_stopping_leaves_no_thread_socket_or_file(tmp_path, monkeypatch):
     assert list(db.parent.iterdir()) == []  # sqlite_reset: the database and its WAL files are gone
 
 
+def test_the_users_garbage_collector_is_left_as_it_was(tmp_path):
+    """The GC tuning of `resonate serve` (resonate.cli.tune_garbage_collector) would freeze the user's
+    whole heap and change their thresholds: the embedded server must not apply it."""
+    import gc
+    before = (gc.get_threshold(), gc.get_freeze_count())
+    with EmbeddedServer(sqlite_path=str(tmp_path / "gc.db")) as server:
+        assert httpx.get(f"{server.http_url}/promises/none", timeout=10).status_code == 404
+        assert (gc.get_threshold(), gc.get_freeze_count()) == before
+    assert (gc.get_threshold(), gc.get_freeze_count()) == before
+
+
 def test_stop_drains_acknowledged_writes(tmp_path):
     db = str(tmp_path / "resonate.db")
     with EmbeddedServer(sqlite_path=db) as server:

@@ -115,3 +115,31 @@ def test_the_kafka_sender_is_closed_at_stop(tmp_path, monkeypatch):
 
     asyncio.run(run())
     assert closed == [True]  # closed once, and off the event loop's thread (it blocks)
+
+
+def test_resonate_serve_freezes_its_start_up_heap_and_collects_young_objects_less_often():
+    """The server process (not an embedding one, see test_embedded.py) tunes its garbage collector once
+    it listens: the start-up heap is frozen, so full collections no longer walk it (the 64-client p99)."""
+    from resonate.cli import GC_YOUNG_THRESHOLD
+    from tests.infra.wait import wait_until
+    from tests.server import ServerProcess
+
+    with ServerProcess("--log-level", "debug") as server:
+        wait_until(lambda: "garbage collector tuned" in server.log_tail(400), "the tuning log line")
+        line = next(x for x in server.log_tail(400).splitlines() if "garbage collector tuned" in x)
+    fields = dict(part.split("=", 1) for part in line.split() if "=" in part)
+    assert int(fields["frozen_objects"]) > 10_000, line  # the imports and the app, at least
+    assert fields["thresholds"].split(",")[0] == str(GC_YOUNG_THRESHOLD), line
+
+
+def test_tune_garbage_collector_freezes_and_raises_the_young_threshold():
+    import gc
+    from resonate.cli import GC_YOUNG_THRESHOLD, tune_garbage_collector
+    before = gc.get_threshold()
+    try:
+        tune_garbage_collector()
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, *before[1:])
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
