@@ -14,8 +14,9 @@ expiries, or TIMEDOUT); a COMPLETED resume task per completed child. Seeded file
 $TMPDIR/resonate-tail-bench (keyed by size and schema version) and copied for each server start.
 
 Variants (compared in the same run, each a fresh server):
-  --variants baseline   also runs the server with the start-up tuning undone (gc defaults, SQLite's own
-                        auto-checkpoint inside COMMIT), to show what the fixes change;
+  --variants baseline   also runs the server with the fixes undone (gc defaults, SQLite's own
+                        auto-checkpoint inside COMMIT, no migration-004 indexes), to show what they change;
+  --variants "no gc tuning,checkpoint in commit"   each fix alone undone;
   --synchronous NORMAL  also runs each size with `--aio-store-sqlite-synchronous NORMAL`.
 `--explain` prints EXPLAIN QUERY PLAN and the time of every background query on the 1M database.
 
@@ -52,13 +53,25 @@ SEED_CHUNK = 50_000  # rows per executemany transaction
 CACHE_DIR = os.path.join(tempfile.gettempdir(), "resonate-tail-bench")
 DAY_MS = 24 * 3600 * 1000
 
-# the server as `resonate serve` runs it, but with the start-up tuning undone: the "before" of the fixes
+# the server as `resonate serve` runs it, but with the fixes undone: the "before" (GC defaults, SQLite's
+# auto-checkpoint inside the writer's COMMIT, and no migration-004 indexes on the copied database)
 BASELINE_PRELUDE = """
-import sys, resonate.cli, resonate.core.store.sqlite as s
+import sqlite3, sys, resonate.cli, resonate.core.store.sqlite as s
 resonate.cli.tune_garbage_collector = lambda: None
 s.SqliteStore.checkpoint_off_request_path = False
+db = sqlite3.connect(sys.argv[sys.argv.index("--aio-store-sqlite-path") + 1])
+db.execute("DROP INDEX IF EXISTS idx_tasks_timed")
+db.execute("DROP INDEX IF EXISTS idx_replies_created_on")
+db.close()
 resonate.cli.main(sys.argv[1:])
 """
+# each fix alone undone, to tell their effects apart
+ONE_UNDONE = {
+    "no gc tuning": "import sys, resonate.cli\nresonate.cli.tune_garbage_collector = lambda: None\n"
+                    "resonate.cli.main(sys.argv[1:])\n",
+    "checkpoint in commit": "import sys, resonate.cli, resonate.core.store.sqlite as s\n"
+                            "s.SqliteStore.checkpoint_off_request_path = False\nresonate.cli.main(sys.argv[1:])\n",
+}
 PRELUDE = "import sys, resonate.cli\nresonate.cli.main(sys.argv[1:])\n"
 
 
@@ -348,7 +361,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="stored promises, comma-separated")
     parser.add_argument("--seconds", type=float, default=2.5, help="measured seconds per cell")
-    parser.add_argument("--variants", default="", help="`baseline`: also the server with the tuning undone")
+    parser.add_argument("--variants", default="", help="comma-separated: baseline (every fix undone), "
+                        + ", ".join(ONE_UNDONE) + " (that fix alone undone)")
     parser.add_argument("--synchronous", default="FULL", help="FULL, NORMAL or FULL,NORMAL")
     parser.add_argument("--repeat", type=int, default=1, help="run every server this many times")
     parser.add_argument("--explain", action="store_true", help="query plans of the background queries at 1M")
@@ -360,7 +374,8 @@ def main(argv: list[str] | None = None) -> None:
     for size in sizes:
         seeded_path(size)  # seed (or find cached) before any server runs
     pin_load_generator()
-    variants = [("tuned", PRELUDE)] + ([("baseline", BASELINE_PRELUDE)] if "baseline" in args.variants else [])
+    wanted = [v.strip() for v in args.variants.split(",") if v.strip()]
+    variants = [("tuned", PRELUDE)] + [(v, BASELINE_PRELUDE if v == "baseline" else ONE_UNDONE[v]) for v in wanted]
     modes = [m.strip().upper() for m in args.synchronous.split(",") if m.strip()]
     results = []
     with tempfile.TemporaryDirectory(prefix="resonate-tail-") as tmp:

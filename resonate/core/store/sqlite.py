@@ -1,15 +1,28 @@
-"""SQLite store: WAL, synchronous=FULL by default, one writer connection that group-commits."""
+"""SQLite store: WAL, synchronous=FULL by default, one writer connection that group-commits.
+
+WAL checkpoints run off the request path: SQLite's own auto-checkpoint runs inside the COMMIT that
+crosses its threshold, on the writer thread, copying the WAL into the database file and fsyncing it
+while the batch's callers wait. A file store turns it off on its writer connections and a checkpointer
+thread of its own, on its own connection, runs PASSIVE checkpoints (which never block the writer) a few
+times a second while commits happen. A WAL that still reaches WAL_CAP_FRAMES (a passive checkpoint
+cannot reset the log while the writer keeps appending) gets one RESTART checkpoint, which waits for the
+writer's current transaction and makes the next one start the log from the beginning: the WAL stays
+bounded, and by then the passive checkpoints have copied nearly all of it, so the writer waits briefly.
+"""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
 import threading
-from typing import Iterator
+from typing import Callable, Iterator
 
 from . import tables
 from .base import Connection, RetryableStoreError, Store, StoreError
 from .sql import SqlTx
+
+log = logging.getLogger("resonate.store")
 
 
 def store_error(e: sqlite3.Error) -> StoreError:
@@ -24,8 +37,64 @@ class SqliteTx(SqlTx):
     store_error = staticmethod(store_error)
 
 
+CHECKPOINT_INTERVAL_S = 0.25  # how often the checkpointer looks for commits to copy into the database file
+WAL_CAP_FRAMES = 8192  # pages (32 MiB at 4 KiB): past this the log is restarted (RESTART checkpoint)
+JOURNAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024  # a restarted WAL file larger than this is truncated to it
+
+
+class WalCheckpointer:
+    """Checkpoints a WAL database from its own thread and connection (see the module's docstring)."""
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection], interval_s: float = CHECKPOINT_INTERVAL_S,
+                 cap_frames: int = WAL_CAP_FRAMES):
+        self._connect = connect
+        self.interval_s = interval_s
+        self.cap_frames = cap_frames
+        self._committed = threading.Event()  # set by each commit since the last checkpoint
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.checkpoints = 0  # for tests and benchmarks: checkpoints run, and of those RESTARTs
+        self.restarts = 0
+        self.last_result: tuple[int, int, int] | None = None  # (busy, WAL frames, frames checkpointed)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="resonate-wal-checkpoint", daemon=True)
+        self._thread.start()
+
+    def committed(self) -> None:
+        self._committed.set()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(30)
+            self._thread = None
+
+    def _run(self) -> None:
+        conn = self._connect()
+        try:
+            while not self._stop.wait(self.interval_s):
+                if self._committed.is_set():
+                    self._committed.clear()
+                    self.checkpoint(conn)
+        finally:
+            conn.close()
+
+    def checkpoint(self, conn: sqlite3.Connection) -> None:
+        try:
+            result = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            self.checkpoints += 1
+            if result[1] >= self.cap_frames:
+                result = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+                self.restarts += 1
+            self.last_result = tuple(result)
+        except sqlite3.Error:  # e.g. busy past the timeout: the next round tries again
+            log.warning("WAL checkpoint failed; retrying in %.2fs", self.interval_s, exc_info=True)
+
+
 class SqliteStore(Store):
     dialect = tables.SQLITE
+    checkpoint_off_request_path = True  # False: SQLite's own auto-checkpoint, inside the writer's COMMIT
 
     def __init__(self, path: str = "resonate.db", synchronous: str = "FULL", reset: bool = False):
         self.path = path
@@ -36,6 +105,7 @@ class SqliteStore(Store):
         self._memory = path == ":memory:" or path == ""
         self._shared: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        self.checkpointer: WalCheckpointer | None = None  # started with the first writer connection
 
     def _open(self) -> sqlite3.Connection:
         if self._memory:
@@ -51,6 +121,7 @@ class SqliteStore(Store):
     def _configure(self, conn: sqlite3.Connection) -> sqlite3.Connection:
         if not self._memory:
             conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT_BYTES}")
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
         conn.execute("PRAGMA busy_timeout=30000")
         return conn
@@ -73,9 +144,20 @@ class SqliteStore(Store):
                 conn.close()
 
     def connect(self) -> Connection:
-        return SqliteConnection(self._open(), owned=not self._memory)
+        conn = self._open()
+        if self._memory or not self.checkpoint_off_request_path:
+            return SqliteConnection(conn, owned=not self._memory)
+        with self._lock:
+            if self.checkpointer is None:
+                self.checkpointer = WalCheckpointer(self._open, CHECKPOINT_INTERVAL_S, WAL_CAP_FRAMES)
+                self.checkpointer.start()
+        conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer does it, off the request path
+        return SqliteConnection(conn, owned=True, on_commit=self.checkpointer.committed)
 
     def close(self) -> None:
+        if self.checkpointer is not None:  # the last connection to close checkpoints what is left
+            self.checkpointer.close()
+            self.checkpointer = None
         if self._shared is not None:
             self._shared.close()
             self._shared = None
@@ -107,9 +189,10 @@ class SqliteSchema:
 
 
 class SqliteConnection(Connection):
-    def __init__(self, conn: sqlite3.Connection, owned: bool):
+    def __init__(self, conn: sqlite3.Connection, owned: bool, on_commit: Callable[[], None] = lambda: None):
         self.conn = conn
         self.owned = owned
+        self.on_commit = on_commit
         self.tx = SqliteTx(conn.cursor())
 
     def _run(self, sql: str) -> None:
@@ -123,6 +206,7 @@ class SqliteConnection(Connection):
 
     def commit(self) -> None:
         self._run("COMMIT")
+        self.on_commit()
 
     def rollback(self) -> None:
         if self.conn.in_transaction:
