@@ -33,6 +33,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import sqlite3
 import sys
 import tempfile
@@ -73,6 +74,27 @@ ONE_UNDONE = {
                             "s.SqliteStore.checkpoint_off_request_path = False\nresonate.cli.main(sys.argv[1:])\n",
 }
 PRELUDE = "import sys, resonate.cli\nresonate.cli.main(sys.argv[1:])\n"
+
+# prepended to every variant: the server's garbage-collection pauses, counted from SIGUSR1 (sent when the
+# cells start) and reported at exit as a GCSTATS line in its log
+GC_STATS = """
+import atexit, gc, signal, sys, time
+_gc = {"start": 0.0, "pauses": []}
+def _gc_callback(phase, info):
+    if phase == "start":
+        _gc["start"] = time.perf_counter()
+    else:
+        _gc["pauses"].append(((time.perf_counter() - _gc["start"]) * 1000, info["generation"]))
+gc.callbacks.append(_gc_callback)
+signal.signal(signal.SIGUSR1, lambda *_: _gc["pauses"].clear())
+def _gc_report():
+    p = _gc["pauses"]
+    full = [ms for ms, gen in p if gen == 2]
+    print(f"GCSTATS collections={len(p)} full={len(full)} max_ms={max((ms for ms, _ in p), default=0):.1f} "
+          f"total_ms={sum(ms for ms, _ in p):.0f} over_10ms={sum(ms > 10 for ms, _ in p)}", file=sys.stderr, flush=True)
+atexit.register(_gc_report)
+"""
+SLOW_COMMIT_S = (0.025, 0.05, 0.1)  # kernel transactions slower than these are counted (metrics buckets)
 
 
 # --- seeding ----------------------------------------------------------------------------------------
@@ -187,6 +209,17 @@ def server_for(db_path: str, prelude: str, flags: list[str]):
     return PinnedServer(*flags, db_path=db_path)
 
 
+def commit_buckets(metrics_url: str) -> dict[float, float]:
+    """Cumulative counts of the kernel's transactions by duration bucket (le -> count), and +Inf."""
+    import httpx
+    out: dict[float, float] = {}
+    for line in httpx.get(metrics_url, timeout=10).text.splitlines():
+        if line.startswith("resonate_kernel_commit_duration_seconds_bucket{"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            out[float("inf") if le == "+Inf" else float(le)] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
 # --- the load ---------------------------------------------------------------------------------------
 
 class Cell:
@@ -274,14 +307,26 @@ def run_one(size: int, label: str, prelude: str, flags: list[str], seconds: floa
     db = os.path.join(tmp, f"run-{uuid.uuid4().hex[:6]}.db")
     shutil.copyfile(source, db)
     ids = seeded_ids(db)
-    server = server_for(db, prelude, flags).start(timeout=120)
+    server = server_for(db, GC_STATS + prelude, flags).start(timeout=120)
     try:
-        return asyncio.run(measure_server(server.url, seconds, ids))
+        os.kill(server.proc.pid, signal.SIGUSR1)  # GC pauses count from here
+        before = commit_buckets(server.metrics_url)
+        cells = asyncio.run(measure_server(server.url, seconds, ids))
+        after = commit_buckets(server.metrics_url)
     finally:
         server.stop()
         for suffix in ("", "-wal", "-shm"):
             if os.path.exists(db + suffix):
                 os.remove(db + suffix)
+    total = after[float("inf")] - before.get(float("inf"), 0)
+    slow = ", ".join(f"> {int(b * 1000)} ms: {total - (after[b] - before.get(b, 0)):.0f}" for b in SLOW_COMMIT_S)
+    gc_line = next((line.split("GCSTATS ", 1)[1] for line in server.log_tail(400).splitlines() if "GCSTATS" in line),
+                   "no GCSTATS line")
+    SERVER_NOTES.append(f"{size:>9,} {label:<22} transactions {total:.0f} ({slow}); GC {gc_line}")
+    return cells
+
+
+SERVER_NOTES: list[str] = []
 
 
 def print_cells(results: list[tuple[int, str, list[Cell]]], seconds: float) -> None:
@@ -296,6 +341,9 @@ def print_cells(results: list[tuple[int, str, list[Cell]]], seconds: float) -> N
     missed = sum(not c.meets for _, _, cells in results for c in cells)
     total = sum(len(cells) for _, _, cells in results)
     print(f"{total - missed} of {total} cells meet the bar")
+    print("\nper server, over all its cells: kernel transactions (from /metrics) by duration; GC pauses (gc.callbacks)")
+    for note in SERVER_NOTES:
+        print(note)
 
 
 # --- EXPLAIN QUERY PLAN of the background queries ---------------------------------------------------
