@@ -85,11 +85,13 @@ def test_close_stops_the_checkpointer_and_keeps_every_commit(tmp_path):
     store.close()
     assert not any(t.name == "resonate-wal-checkpoint" for t in threading.enumerate())
     assert wal_bytes(path) == 0  # the last connection to close checkpointed the rest
-    again = SqliteStore(path).connect()
+    reopened = SqliteStore(path)
+    again = reopened.connect()
     try:
         assert again.conn.execute("SELECT COUNT(*) FROM filler").fetchone()[0] == 20
     finally:
         again.close()
+        reopened.close()
 
 
 def test_without_the_checkpointer_sqlite_checkpoints_in_commit_as_before(tmp_path, monkeypatch):
