@@ -19,6 +19,8 @@ Variants (compared in the same run, each a fresh server):
   --variants "no gc tuning,checkpoint in commit"   each fix alone undone;
   --synchronous NORMAL  also runs each size with `--aio-store-sqlite-synchronous NORMAL`.
 `--explain` prints EXPLAIN QUERY PLAN and the time of every background query on the 1M database.
+`--commits N` times the writer's COMMITs in-process over N creates, checkpoints off the request path
+against SQLite's auto-checkpoint inside COMMIT (alternating, `--repeat` times).
 
 Figures on this shared 2-core machine are noisy: compare variants within one run, and repeat.
 
@@ -183,6 +185,17 @@ def seed(path: str, size: int) -> None:
     conn.close()
 
 
+def copy_synced(source: str, target: str) -> None:
+    """A copy of a seeded file, flushed to disk: otherwise the server's first fsyncs would also write out the
+    copy's hundreds of MB of dirty pages (a 100+ ms COMMIT that is the benchmark's, not the server's)."""
+    shutil.copyfile(source, target)
+    fd = os.open(target, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def seeded_ids(path: str, count: int = 20_000) -> list[str]:
     conn = sqlite3.connect(path)
     try:
@@ -305,7 +318,7 @@ async def measure_server(url: str, seconds: float, seeded: list[str]) -> list[Ce
 def run_one(size: int, label: str, prelude: str, flags: list[str], seconds: float, tmp: str) -> list[Cell]:
     source = seeded_path(size)
     db = os.path.join(tmp, f"run-{uuid.uuid4().hex[:6]}.db")
-    shutil.copyfile(source, db)
+    copy_synced(source, db)
     ids = seeded_ids(db)
     server = server_for(db, GC_STATS + prelude, flags).start(timeout=120)
     try:
@@ -405,6 +418,57 @@ def explain(size: int) -> None:
                 print(f"              {step}")
 
 
+# --- the writer's COMMIT with and without SQLite's auto-checkpoint inside it (in-process) ---------------
+
+def commit_times(size: int, off_request_path: bool, creates: int, tmp: str, synchronous: str = "FULL") -> list[float]:
+    """Durations (ms) of the writer's COMMITs while `creates` promises are created 64 at a time."""
+    from concurrent.futures import wait
+    from resonate.core.kernel import Kernel
+    from resonate.core.operations import decode
+    from resonate.core.store import sqlite as sqlite_store
+    db = os.path.join(tmp, f"commits-{uuid.uuid4().hex[:6]}.db")
+    copy_synced(seeded_path(size), db)
+    times: list[float] = []
+    original = sqlite_store.SqliteConnection.commit
+
+    def timed_commit(self):
+        start = time.perf_counter()
+        original(self)
+        times.append((time.perf_counter() - start) * 1000)
+
+    sqlite_store.SqliteConnection.commit = timed_commit
+    sqlite_store.SqliteStore.checkpoint_off_request_path = off_request_path
+    kernel = Kernel(sqlite_store.SqliteStore(db, synchronous=synchronous), batch_size=1000, queue_limit=100_000)
+    kernel.start()
+    try:
+        prefix = uuid.uuid4().hex[:8]
+        for start in range(0, creates, 64):
+            wait([kernel.submit(decode("promises.create", {"id": f"c-{prefix}-{i}", "timeout": FAR}))
+                  for i in range(start, min(start + 64, creates))])
+    finally:
+        kernel.stop()
+        sqlite_store.SqliteConnection.commit = original
+        sqlite_store.SqliteStore.checkpoint_off_request_path = True
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(db + suffix):
+                os.remove(db + suffix)
+    return times
+
+
+def checkpoint_ab(sizes: list[int], creates: int, repeat: int) -> None:
+    print(f"\nthe writer's COMMIT, {creates} creates 64 at a time, in-process (kernel + file SQLite)")
+    print(f"{'stored':>9} {'synchronous, checkpoints':<30} {'commits':>7} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'> 10 ms':>7}")
+    with tempfile.TemporaryDirectory(prefix="resonate-commits-") as tmp:
+        for size in sizes:
+            for _ in range(repeat):
+                for off, mode, label in ((True, "FULL", "FULL, off the request path"),
+                                         (False, "FULL", "FULL, in COMMIT (SQLite's)"),
+                                         (True, "NORMAL", "NORMAL, off the request path")):
+                    t = commit_times(size, off, creates, tmp, mode)
+                    print(f"{size:>9,} {label:<30} {len(t):>7} {percentile(t, 0.5):>7.2f} {percentile(t, 0.99):>7.2f} "
+                          f"{max(t):>7.1f} {sum(x > 10 for x in t):>7}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="stored promises, comma-separated")
@@ -414,10 +478,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--synchronous", default="FULL", help="FULL, NORMAL or FULL,NORMAL")
     parser.add_argument("--repeat", type=int, default=1, help="run every server this many times")
     parser.add_argument("--explain", action="store_true", help="query plans of the background queries at 1M")
+    parser.add_argument("--commits", type=int, default=0, metavar="N",
+                        help="only time the writer's COMMITs over N creates, checkpoints off vs in COMMIT")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     if args.explain:
         explain(max(sizes))
+        return
+    if args.commits:
+        checkpoint_ab(sizes, args.commits, args.repeat)
         return
     for size in sizes:
         seeded_path(size)  # seed (or find cached) before any server runs
