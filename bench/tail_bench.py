@@ -96,6 +96,7 @@ def _gc_report():
           f"total_ms={sum(ms for ms, _ in p):.0f} over_10ms={sum(ms > 10 for ms, _ in p)}", file=sys.stderr, flush=True)
 atexit.register(_gc_report)
 """
+STARTUP_SETTLE_S = 1.0
 SLOW_COMMIT_S = (0.025, 0.05, 0.1)  # kernel transactions slower than these are counted (metrics buckets)
 
 
@@ -222,6 +223,19 @@ def server_for(db_path: str, prelude: str, flags: list[str]):
     return PinnedServer(*flags, db_path=db_path)
 
 
+def run_queue_wait_s(pid: int) -> float:
+    """Seconds the process's threads spent runnable but waiting for a CPU (/proc schedstat): time taken by
+    other processes on the server's core, which no change to the server can remove."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[1])
+        except OSError:
+            pass
+    return total / 1e9
+
+
 def commit_buckets(metrics_url: str) -> dict[float, float]:
     """Cumulative counts of the kernel's transactions by duration bucket (le -> count), and +Inf."""
     import httpx
@@ -322,9 +336,14 @@ def run_one(size: int, label: str, prelude: str, flags: list[str], seconds: floa
     ids = seeded_ids(db)
     server = server_for(db, GC_STATS + prelude, flags).start(timeout=120)
     try:
-        os.kill(server.proc.pid, signal.SIGUSR1)  # GC pauses count from here
+        # /ping answers before the server's last start-up step (its one gc.collect() before gc.freeze()):
+        # let that pass, then count GC pauses from here
+        time.sleep(STARTUP_SETTLE_S)
+        os.kill(server.proc.pid, signal.SIGUSR1)
         before = commit_buckets(server.metrics_url)
+        waited, started = run_queue_wait_s(server.proc.pid), time.perf_counter()
         cells = asyncio.run(measure_server(server.url, seconds, ids))
+        waited, elapsed = run_queue_wait_s(server.proc.pid) - waited, time.perf_counter() - started
         after = commit_buckets(server.metrics_url)
     finally:
         server.stop()
@@ -335,7 +354,8 @@ def run_one(size: int, label: str, prelude: str, flags: list[str], seconds: floa
     slow = ", ".join(f"> {int(b * 1000)} ms: {total - (after[b] - before.get(b, 0)):.0f}" for b in SLOW_COMMIT_S)
     gc_line = next((line.split("GCSTATS ", 1)[1] for line in server.log_tail(400).splitlines() if "GCSTATS" in line),
                    "no GCSTATS line")
-    SERVER_NOTES.append(f"{size:>9,} {label:<22} transactions {total:.0f} ({slow}); GC {gc_line}")
+    SERVER_NOTES.append(f"{size:>9,} {label:<22} transactions {total:.0f} ({slow}); GC {gc_line}; "
+                        f"waiting for a CPU {waited / elapsed:.0%} of the time")
     return cells
 
 
