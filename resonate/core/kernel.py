@@ -52,9 +52,24 @@ class Dedup(Protocol):
 @dataclass(slots=True)
 class _Item:
     request: Any
-    future: Future
+    future: Any  # a concurrent Future (submit), or an asyncio future of `loop` (submit_async)
     dedup: Dedup | None
     counted: bool
+    loop: asyncio.AbstractEventLoop | None = None
+
+
+def _settle(future: Any, ok: bool, value: Any) -> None:
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
+
+
+def _settle_on_loop(results: list[tuple[Any, bool, Any]]) -> None:
+    """Runs on the futures' event loop: one call per loop per batch sets every answer."""
+    for future, ok, value in results:
+        if not future.done():  # a caller that cancelled after a writer took its request: discarded
+            _settle(future, ok, value)
 
 
 _STOP = object()
@@ -74,8 +89,7 @@ class Kernel:
         self._pending_lock = threading.Lock()
         self._room = threading.Condition(self._pending_lock)  # signalled when a counted request leaves
         self._waiting = 0  # callers waiting for room
-        self._accepting = False
-        self._accepting_lock = threading.Lock()  # no request is queued after stop() stopped accepting
+        self._accepting = False  # changed under `_room`'s lock: nothing is queued after stop()
         self._threads: list[threading.Thread] = []
         self.batches = 0  # for tests and benchmarks: how many transactions were committed
         self.deadlines = DeadlineBook()
@@ -98,8 +112,9 @@ class Kernel:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Refuse new requests, finish every queued one, then stop the writers."""
-        with self._accepting_lock:
+        with self._room:
             self._accepting = False
+            self._room.notify_all()  # waiting callers see the stop at once
         for _ in self._threads:
             self._queue.put(_STOP)
         for t in self._threads:
@@ -122,7 +137,9 @@ class Kernel:
                 continue
             if item.counted:
                 self._release()
-            if item.future.set_running_or_notify_cancel():
+            if item.loop is not None:
+                self._settle_async({item.loop: [(item.future, False, server_error(50300))]})
+            elif item.future.set_running_or_notify_cancel():
                 item.future.set_exception(server_error(50300))
         for _ in range(stops):
             self._queue.put(_STOP)
@@ -137,43 +154,47 @@ class Kernel:
         """Queue a request. When the queue is full: 50301, or with `wait` block until there is room
         (back-pressure for transports that can hold their input back, such as Kafka)."""
         future: Future = Future()
-        if not self._accepting:
-            future.set_exception(server_error(50300))
-            return future
-        counted = not background
-        if counted:
-            with self._room:
+        refused = self._enqueue(_Item(request, future, dedup, not background), wait)
+        if refused is not None:
+            future.set_exception(refused)
+        return future
+
+    def submit_async(self, request: Any, dedup: Dedup | None = None) -> "asyncio.Future":
+        """`submit` for callers on an event loop: the answer arrives as a future of the running loop.
+        Cancelling it before a writer takes the request drops the request; after that it runs anyway.
+        The writer sets a batch's answers with one call per loop, not one thread hand-off per request."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        refused = self._enqueue(_Item(request, future, dedup, True, loop), False)
+        if refused is not None:
+            future.set_exception(refused)
+        return future
+
+    def _enqueue(self, item: _Item, wait: bool) -> ApiError | None:
+        """Admission and queueing under one lock; returns the refusal (50300, 50301) or None."""
+        with self._room:
+            if item.counted:
                 if wait:
                     self._waiting += 1
                     while self._pending >= self.queue_limit and self._accepting:
                         self._room.wait(0.1)
                     self._waiting -= 1
                 if not self._accepting:
-                    future.set_exception(server_error(50300))
-                    return future
+                    return server_error(50300)
                 # room freed while callers wait is theirs: a caller that does not wait would take it first
                 if self._pending >= self.queue_limit or (self._waiting and not wait):
-                    future.set_exception(server_error(50301))
-                    return future
+                    return server_error(50301)
                 self._pending += 1
-        with self._accepting_lock:  # checked and queued together: nothing is queued after stop()
-            if not self._accepting:
-                if counted:
-                    self._release()
-                future.set_exception(server_error(50300))
-                return future
-            self._queue.put(_Item(request, future, dedup, counted))
-        return future
+            elif not self._accepting:
+                return server_error(50300)
+            self._queue.put(item)  # checked and queued together: nothing is queued after stop()
+        return None
 
-    def submit_async(self, request: Any, dedup: Dedup | None = None) -> "asyncio.Future":
-        """`submit` for callers on an event loop: the answer arrives as a future of the running loop.
-        Cancelling it before a writer takes the request drops the request; after that it runs anyway."""
-        return asyncio.wrap_future(self.submit(request, dedup))
-
-    def _release(self) -> None:
+    def _release(self, count: int = 1) -> None:
         with self._room:
-            self._pending -= 1
-            self._room.notify()
+            self._pending -= count
+            if self._waiting:
+                self._room.notify(count)
 
     def call(self, request: Any, timeout: float | None = 30) -> Result:
         """Synchronous submit, for tests, benchmarks and loops."""
@@ -207,12 +228,18 @@ class Kernel:
     def _run_batch(self, conn, batch: list[_Item]) -> None:
         # a caller that gave up before its request started is dropped; a running future cannot be
         # cancelled any more, so setting its result below is always safe
-        live = []
+        live, dropped = [], 0
         for item in batch:
-            if item.future.set_running_or_notify_cancel():
+            if item.loop is None:
+                taken = item.future.set_running_or_notify_cancel()
+            else:  # cancelled on its loop after this check: it runs, and its answer is discarded
+                taken = not item.future.cancelled()
+            if taken:
                 live.append(item)
             elif item.counted:
-                self._release()
+                dropped += 1
+        if dropped:
+            self._release(dropped)
         batch = live
         if not batch:
             return
@@ -263,13 +290,20 @@ class Kernel:
         if metrics.enabled():
             metrics.kernel_batch([(i.request, ok, v) for i, (ok, v) in zip(batch, outcomes)], len(batch),
                                  time.perf_counter() - started, ok=committed)
+        counted = sum(item.counted for item in batch)
+        if counted:
+            self._release(counted)
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, bool, Any]]] = {}
         for item, (ok, value) in zip(batch, outcomes):
-            if item.counted:
-                self._release()
-            if ok:
-                item.future.set_result(value)
+            if item.loop is None:
+                _settle(item.future, ok, value)
             else:
-                item.future.set_exception(value)
+                results = by_loop.get(item.loop)
+                if results is None:
+                    results = by_loop[item.loop] = []
+                results.append((item.future, ok, value))
+        if by_loop:
+            self._settle_async(by_loop)
         if outgoing:
             try:
                 self.on_commit(outgoing)
@@ -280,6 +314,14 @@ class Kernel:
                 self.after_client_batch()
             except Exception:
                 log.exception("waking the background loops failed")
+
+    @staticmethod
+    def _settle_async(by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, bool, Any]]]) -> None:
+        for loop, results in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle_on_loop, results)
+            except RuntimeError:  # the caller's loop is closed: nobody is waiting for these answers
+                log.debug("%d answers for a closed event loop dropped", len(results))
 
     def _run_due(self, conn, now: int, outgoing: list[Outgoing], kinds: list[str]) -> None:
         """Runs the passes of `kinds` inside the open transaction, each in its own savepoint."""
