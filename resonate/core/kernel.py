@@ -25,8 +25,8 @@ from typing import Any, Callable, Protocol
 from .background import BACKGROUND_EXECUTORS
 from .codes import ApiError, invalid, server_error
 from .deadlines import DeadlineBook
-from .operations import EXECUTORS, Context, CoreConfig, Outgoing, Result, Retry
-from .store.base import RejectedValue, RetryableStoreError, Store
+from .operations import EXECUTORS, READ_ONLY, Context, CoreConfig, Outgoing, Result, Retry
+from .store.base import RejectedValue, RetryableStoreError, Store, StoreError
 from ..observability import metrics
 
 log = logging.getLogger("resonate.kernel")
@@ -100,6 +100,11 @@ class Kernel:
         # deadlines nearer than this (ms from the batch's clock) are published to the other servers
         # on the same database inside the batch's transaction (0: none; PostgreSQL only)
         self.share_horizon_ms = 0
+        # reads answered on the caller's thread from the store's read connections (`_read_now`)
+        self.concurrent_reads = store.supports_concurrent_reads
+        # odd while a batch commits and books its deadlines: a read that overlaps it goes to the writer
+        # (one writer thread where concurrent reads are on, so the increments do not race)
+        self._commit_seq = 0
 
     # -- lifecycle
     def start(self) -> None:
@@ -115,6 +120,7 @@ class Kernel:
         with self._room:
             self._accepting = False
             self._room.notify_all()  # waiting callers see the stop at once
+        self.concurrent_reads = False  # the store's read connections close with it
         for _ in self._threads:
             self._queue.put(_STOP)
         for t in self._threads:
@@ -154,6 +160,11 @@ class Kernel:
         """Queue a request. When the queue is full: 50301, or with `wait` block until there is room
         (back-pressure for transports that can hold their input back, such as Kafka)."""
         future: Future = Future()
+        if dedup is None and not background and type(request) in READ_ONLY and self.concurrent_reads:
+            outcome = self._read_now(request)
+            if outcome is not None:
+                _settle(future, *outcome)
+                return future
         refused = self._enqueue(_Item(request, future, dedup, not background), wait)
         if refused is not None:
             future.set_exception(refused)
@@ -165,10 +176,38 @@ class Kernel:
         The writer sets a batch's answers with one call per loop, not one thread hand-off per request."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
+        if dedup is None and type(request) in READ_ONLY and self.concurrent_reads:
+            outcome = self._read_now(request)
+            if outcome is not None:
+                _settle(future, *outcome)
+                return future
         refused = self._enqueue(_Item(request, future, dedup, True, loop), False)
         if refused is not None:
             future.set_exception(refused)
         return future
+
+    def _read_now(self, request: Any) -> tuple[bool, Any] | None:
+        """Answers a read on the caller's thread, or None when the writer must: the kernel is refusing or
+        full (it answers 50300/50301 as before), due work is waiting (the writer runs it first), the read
+        would write (a lazy timeout), or a batch committed meanwhile. So the answer is the one the writer
+        would give at this clock reading, and a read after an answered write sees that write."""
+        seq = self._commit_seq
+        if seq & 1 or not self._accepting or self._pending >= self.queue_limit or self._waiting:
+            return None
+        now = self.clock()
+        due_work = self.due_work
+        if due_work and self.deadlines.due(now, due_work):
+            return None
+        try:
+            ctx = Context(tx=self.store.reader(), now=now, config=self.config, outbox=[])
+            outcome: tuple[bool, Any] = (True, EXECUTORS[type(request)](ctx, request))
+        except ApiError as e:
+            outcome = (False, e)
+        except StoreError:  # a write needed (NeedsWriter), or the read could not start: the writer answers
+            return None
+        if self._commit_seq != seq:
+            return None
+        return outcome
 
     def _enqueue(self, item: _Item, wait: bool) -> ApiError | None:
         """Admission and queueing under one lock; returns the refusal (50300, 50301) or None."""
@@ -266,10 +305,14 @@ class Kernel:
                     near = {k: at for k, at in conn.tx.deadlines.items() if at < now + self.share_horizon_ms}
                     if near:
                         conn.tx.publish_deadlines(near)
-                conn.commit()
-                self.batches += 1
-                committed = True
-                self._record_deadlines(conn.tx, seen)
+                self._commit_seq += 1
+                try:
+                    conn.commit()
+                    self.batches += 1
+                    committed = True
+                    self._record_deadlines(conn.tx, seen)
+                finally:
+                    self._commit_seq += 1
                 break
             except RetryableStoreError as e:
                 conn.rollback()

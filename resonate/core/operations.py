@@ -405,6 +405,11 @@ OPERATIONS: dict[str, Operation] = {op.name: op for op in [
 
 EXECUTORS: dict[type, Callable[[Context, Any], Result]] = {op.request: op.execute for op in OPERATIONS.values()}
 
+# requests that only read, unless they must time out a pending promise on the spot (lazy timeout: the
+# store's read connection refuses that write and the writer runs the request); the kernel may answer
+# these from a read connection beside the writer
+READ_ONLY: frozenset[type] = frozenset({ReadPromise, SearchPromises, ReadSchedule, SearchSchedules, ReadTask})
+
 
 def render(value: Any) -> Any:
     """Domain objects -> the reference's JSON shapes (maps keep the order the operation built)."""

@@ -8,7 +8,7 @@ import threading
 from typing import Iterator
 
 from . import tables
-from .base import Connection, RetryableStoreError, Store, StoreError
+from .base import Connection, NeedsWriter, RetryableStoreError, Store, StoreError
 from .sql import SqlTx
 
 
@@ -24,6 +24,13 @@ class SqliteTx(SqlTx):
     store_error = staticmethod(store_error)
 
 
+class SqliteReadTx(SqliteTx):
+    """A read connection's transaction object: reads as the writer's, every write refused."""
+
+    def execute(self, sql, params=()) -> int:
+        raise NeedsWriter(sql.split(None, 1)[0])
+
+
 class SqliteStore(Store):
     dialect = tables.SQLITE
 
@@ -36,6 +43,8 @@ class SqliteStore(Store):
         self._memory = path == ":memory:" or path == ""
         self._shared: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        self._local = threading.local()  # this thread's read connection (`reader`)
+        self._readers: list[sqlite3.Connection] = []
 
     def _open(self) -> sqlite3.Connection:
         if self._memory:
@@ -72,10 +81,36 @@ class SqliteStore(Store):
             if not self._memory:
                 conn.close()
 
+    @property
+    def supports_concurrent_reads(self) -> bool:
+        # WAL lets readers run beside the writer; an in-memory database has one shared connection
+        return not self._memory
+
+    def reader(self) -> SqliteReadTx:
+        tx = getattr(self._local, "tx", None)
+        if tx is None:
+            # no busy wait (timeout 0): a read that cannot start at once goes to the writer instead of
+            # holding its caller's thread (often an event loop)
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=0)
+            try:
+                conn.execute("PRAGMA query_only=ON")
+            except sqlite3.Error as e:
+                conn.close()
+                raise store_error(e) from e
+            with self._lock:
+                self._readers.append(conn)
+            tx = self._local.tx = SqliteReadTx(conn.cursor())
+        return tx
+
     def connect(self) -> Connection:
         return SqliteConnection(self._open(), owned=not self._memory)
 
     def close(self) -> None:
+        with self._lock:
+            readers, self._readers = self._readers, []
+        for conn in readers:
+            conn.close()
+        self._local = threading.local()
         if self._shared is not None:
             self._shared.close()
             self._shared = None
