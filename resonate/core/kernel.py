@@ -75,6 +75,11 @@ def _settle_on_loop(results: list[tuple[Any, bool, Any]]) -> None:
 _STOP = object()
 
 
+class _NeedsSavepoints(Exception):
+    """A request ran without a savepoint and must undo its own writes (Retry, a failure): the batch is
+    rolled back and runs again with a savepoint per request."""
+
+
 class Kernel:
     def __init__(self, store: Store, config: CoreConfig | None = None, *, batch_size: int = 1000,
                  queue_limit: int = 1000, clock: Callable[[], int] = wall_clock_ms):
@@ -286,6 +291,9 @@ class Kernel:
         outgoing: list[Outgoing] = []
         started, committed = time.perf_counter(), False
         carries_client = any(item.counted for item in batch)
+        # per-request savepoints only when needed (a request rolling back its own writes): two statements
+        # fewer per request; stores that must always guard each request say so
+        guarded = self.store.savepoint_each_request
         for attempt in range(MAX_RETRIES):
             now = self.clock()
             outcomes, outgoing = [], []
@@ -295,12 +303,12 @@ class Kernel:
                 conn.begin()
                 conn.tx.begin_deadlines()  # after begin: a reconnect there replaces conn.tx
                 if carries_client and due_work:
-                    self._run_due(conn, now, outgoing, self.deadlines.due(now, due_work))
+                    self._run_due(conn, now, outgoing, self.deadlines.due(now, due_work), guarded)
                 for item in batch:
-                    outcomes.append(self._run_one(conn, item, now, outgoing))
+                    outcomes.append(self._run_one(conn, item, now, outgoing, guarded))
                 if due_work:
                     self._run_due(conn, now, outgoing, [k for k, at in conn.tx.deadlines.items()
-                                                        if at <= now and k in due_work])
+                                                        if at <= now and k in due_work], guarded)
                 if self.share_horizon_ms:
                     near = {k: at for k, at in conn.tx.deadlines.items() if at < now + self.share_horizon_ms}
                     if near:
@@ -314,6 +322,9 @@ class Kernel:
                 finally:
                     self._commit_seq += 1
                 break
+            except _NeedsSavepoints:
+                conn.rollback()
+                guarded = True
             except RetryableStoreError as e:
                 conn.rollback()
                 log.info("batch retried after a transient store error: %s", e)
@@ -366,11 +377,11 @@ class Kernel:
             except RuntimeError:  # the caller's loop is closed: nobody is waiting for these answers
                 log.debug("%d answers for a closed event loop dropped", len(results))
 
-    def _run_due(self, conn, now: int, outgoing: list[Outgoing], kinds: list[str]) -> None:
-        """Runs the passes of `kinds` inside the open transaction, each in its own savepoint."""
+    def _run_due(self, conn, now: int, outgoing: list[Outgoing], kinds: list[str], guarded: bool) -> None:
+        """Runs the passes of `kinds` inside the open transaction, each as one request of the batch."""
         for kind in kinds:
             item = _Item(self.due_work[kind](), Future(), None, False)
-            ok, value = self._run_one(conn, item, now, outgoing)
+            ok, value = self._run_one(conn, item, now, outgoing, guarded)
             if not ok:
                 log.warning("due %s work failed: %s", kind, value)
 
@@ -381,11 +392,14 @@ class Kernel:
             else:
                 self.deadlines.note(kind, at)
 
-    def _run_one(self, conn, item: _Item, now: int, outgoing: list[Outgoing]) -> tuple[bool, Any]:
+    def _run_one(self, conn, item: _Item, now: int, outgoing: list[Outgoing], guarded: bool = True
+                 ) -> tuple[bool, Any]:
         tx = conn.tx
         executor = EXECUTORS.get(type(item.request)) or BACKGROUND_EXECUTORS.get(type(item.request))
         if executor is None:
             return False, server_error(50000, f"unknown request {type(item.request).__name__}")
+        if not guarded:
+            return self._run_unguarded(tx, item, now, outgoing, executor)
         conn.savepoint()
         try:
             if item.dedup is not None:
@@ -422,3 +436,29 @@ class Kernel:
             return False, server_error(50004, str(e))
 
 
+
+    def _run_unguarded(self, tx, item: _Item, now: int, outgoing: list[Outgoing], executor) -> tuple[bool, Any]:
+        """`_run_one` without a savepoint. The outcomes that keep the request's writes (a result, an
+        ApiError after a lazy timeout, a rejected value) are the same; anything that would roll them back
+        raises _NeedsSavepoints."""
+        try:
+            if item.dedup is not None:
+                stored = tx.read_reply(item.dedup.key)
+                if stored is not None:
+                    return item.dedup.replay(stored)
+            local: list[Outgoing] = []
+            try:
+                outcome: tuple[bool, Any] = (True, executor(Context(tx=tx, now=now, config=self.config,
+                                                                    outbox=local), item.request))
+            except ApiError as e:
+                outcome = (False, e)
+            except RejectedValue as e:
+                outcome = (False, invalid(str(e)))
+            if item.dedup is not None:
+                tx.insert_reply(item.dedup.key, item.dedup.stored_form(*outcome), now)
+        except RetryableStoreError:
+            raise
+        except Exception as e:  # Retry, or a failure: only a savepoint can undo this request alone
+            raise _NeedsSavepoints() from e
+        outgoing.extend(local)
+        return outcome

@@ -101,10 +101,10 @@ def create_promise(ctx: Context, req: CreatePromise, claim: tuple[str, int] | No
     """Creates the promise (and the router's invoke task); `extra_insert` joins the same insert."""
     check_fence(ctx, req.fence)
     tx, now = ctx.tx, ctx.now
-    existing = tx.read_promise(req.id)
-    if existing is None:
-        promise = Promise(id=req.id, state=PromiseState.PENDING, param=req.param, value=Value(), timeout=req.timeout,
-                          idempotency_key_for_create=req.idempotency_key, tags=req.tags, created_on=now)
+    promise = Promise(id=req.id, state=PromiseState.PENDING, param=req.param, value=Value(), timeout=req.timeout,
+                      idempotency_key_for_create=req.idempotency_key, tags=req.tags, created_on=now)
+    # insert first (it does nothing if the id exists): a new promise costs one statement, not a read too
+    if tx.insert_promise(promise):
         task = None
         recv = ctx.config.router.route(req.tags)
         if recv is not None:
@@ -116,13 +116,13 @@ def create_promise(ctx: Context, req: CreatePromise, claim: tuple[str, int] | No
                 task.expires_at = clamp_int64(now + claim[1])
             else:
                 task.expires_at = _delay(req.tags)
-        if not tx.insert_promise(promise):
-            raise Retry()
-        if task is not None:
             tx.insert_task(task)
         if extra_insert is not None and not extra_insert():
             raise Retry()
         return CREATED, promise, task
+    existing = tx.read_promise(req.id)
+    if existing is None:  # the insert met a row that is gone again: start over
+        raise Retry()
     existing = timeout_if_expired(ctx, existing)
     if not _ikeys_match(existing.idempotency_key_for_create, req.idempotency_key):
         raise request_error(PROMISE_ALREADY_EXISTS)

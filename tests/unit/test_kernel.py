@@ -245,3 +245,28 @@ def test_submit_async_refusals_arrive_on_the_future(tmp_path):
         assert e.value.code == 50300
 
     asyncio.run(scenario())
+
+
+def test_a_request_that_retries_has_its_first_writes_undone(tmp_path, monkeypatch):
+    """Requests run without savepoints until one must undo its writes: then the batch runs again with a
+    savepoint per request, so the retried request starts from a clean state and its neighbours commit."""
+    kernel = make_kernel(tmp_path)
+    original = operations.EXECUTORS[operations.CreatePromise]
+    retried = []
+
+    def write_then_retry_once(ctx, req):
+        result = original(ctx, req)
+        if req.id == "p5" and not retried:
+            retried.append(req.id)
+            raise operations.Retry()  # as a lost race would, after this request wrote
+        return result
+
+    try:
+        monkeypatch.setitem(operations.EXECUTORS, operations.CreatePromise, write_then_retry_once)
+        futures = [kernel.submit(create(i)) for i in range(20)]
+        wait(futures)
+        assert retried == ["p5"]
+        # 20100, not 20000: the retry did not find the promise its first run had written
+        assert [f.result().code for f in futures] == [20100] * 20
+    finally:
+        kernel.stop()

@@ -79,6 +79,9 @@ class Store(ABC):
     # Reads may run on `reader()` connections beside the writer and see every committed transaction
     # (SQLite in WAL mode). The kernel decides which requests may use them.
     supports_concurrent_reads = False
+    # each request of a batch runs in its own savepoint even when nothing needs rolling back (else the
+    # kernel takes savepoints only after a request had to undo its writes: the batch runs again guarded)
+    savepoint_each_request = True
 
     def reader(self) -> Any:
         """The calling thread's read-only transaction object (an SqlTx whose writes raise NeedsWriter);

@@ -209,13 +209,14 @@ class SqlTx:
         return [promise_from_row(r) for r in rows]
 
     def insert_promise(self, p: Promise) -> bool:
-        if p.state is PromiseState.PENDING:
-            self.note_deadline(dl.TIMEOUT_PROMISES, p.timeout)
+        """Inserts `p` unless its id exists; True if inserted."""
         n = self.execute(
             "INSERT INTO promises (id, state, param_headers, param_data, timeout, idempotency_key_for_create, tags,"
             " created_on) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
             (p.id, p.state.value, self.json_value(_json_map(p.param.headers)), self.blob(p.param.data), p.timeout,
              p.idempotency_key_for_create, self.json_value(_json_map(p.tags)), p.created_on))
+        if n == 1 and p.state is PromiseState.PENDING:
+            self.note_deadline(dl.TIMEOUT_PROMISES, p.timeout)
         return n == 1
 
     def update_promise(self, promise_id: str, state: PromiseState, value: Value, ikey: str | None,

@@ -33,6 +33,7 @@ class SqliteReadTx(SqliteTx):
 
 class SqliteStore(Store):
     dialect = tables.SQLITE
+    savepoint_each_request = False  # one writer: requests rarely conflict, a rare rerun is cheap
 
     def __init__(self, path: str = "resonate.db", synchronous: str = "FULL", reset: bool = False):
         self.path = path
