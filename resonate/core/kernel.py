@@ -216,7 +216,7 @@ class Kernel:
 
     def _enqueue(self, item: _Item, wait: bool) -> ApiError | None:
         """Admission and queueing under one lock; returns the refusal (50300, 50301) or None."""
-        with self._room:
+        with self._pending_lock:  # `_room`'s lock, taken without the Condition's Python-level wrapper
             if item.counted:
                 if wait:
                     self._waiting += 1
@@ -235,7 +235,7 @@ class Kernel:
         return None
 
     def _release(self, count: int = 1) -> None:
-        with self._room:
+        with self._pending_lock:
             self._pending -= count
             if self._waiting:
                 self._room.notify(count)
