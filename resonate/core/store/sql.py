@@ -48,7 +48,9 @@ def _map(raw: Any) -> dict[str, str]:
     if isinstance(raw, dict):
         return raw
     text = _text(raw)
-    return json.loads(text) if text else {}
+    if not text or text == "{}":  # most headers and tags are empty: no JSON parse
+        return {}
+    return json.loads(text)
 
 
 def _blob(raw: Any) -> bytes:
