@@ -81,8 +81,7 @@ def complete_with_effects(ctx: Context, p: Promise, state: PromiseState, value: 
     if not tx.update_promise(p.id, state, value, ikey, completed_on):
         raise Retry()
     tx.complete_tasks_by_root(p.id, ctx.now)
-    tx.create_tasks_from_callbacks(p.id, ctx.now)
-    tx.delete_callbacks(p.id)
+    tx.move_callbacks_to_tasks(p.id, ctx.now)
     p.state, p.value, p.idempotency_key_for_complete, p.completed_on = state, value, ikey, completed_on
     return p
 

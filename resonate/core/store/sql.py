@@ -245,6 +245,13 @@ class SqlTx:
              self.blob(gojson.dumps(cb.mesg.to_json()).encode()), cb.timeout, cb.created_on, cb.promise_id,
              cb.id)) == 1
 
+    def move_callbacks_to_tasks(self, promise_id: str, created_on: int) -> int:
+        """A completed promise's callbacks become tasks (created in id order) and are deleted; returns how
+        many tasks were created."""
+        created = self.create_tasks_from_callbacks(promise_id, created_on)
+        self.delete_callbacks(promise_id)
+        return created
+
     def delete_callbacks(self, promise_id: str) -> int:
         return self.execute("DELETE FROM callbacks WHERE promise_id = ?", (promise_id,))
 
