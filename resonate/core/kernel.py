@@ -435,8 +435,6 @@ class Kernel:
             conn.rollback_to_savepoint()
             return False, server_error(50004, str(e))
 
-
-
     def _run_unguarded(self, tx, item: _Item, now: int, outgoing: list[Outgoing], executor) -> tuple[bool, Any]:
         """`_run_one` without a savepoint. The outcomes that keep the request's writes (a result, an
         ApiError after a lazy timeout, a rejected value) are the same; anything that would roll them back
