@@ -107,8 +107,8 @@ class Kernel:
         self.share_horizon_ms = 0
         # reads answered on the caller's thread from the store's read connections (`_read_now`)
         self.concurrent_reads = store.supports_concurrent_reads
-        # odd while a batch commits and books its deadlines: a read that overlaps it goes to the writer
-        # (one writer thread where concurrent reads are on, so the increments do not race)
+        # odd while a batch whose passes replaced deadlines commits and books them: a read that overlaps it
+        # goes to the writer (one writer thread where concurrent reads are on, so the increments do not race)
         self._commit_seq = 0
 
     # -- lifecycle
@@ -194,21 +194,23 @@ class Kernel:
     def _read_now(self, request: Any) -> tuple[bool, Any] | None:
         """Answers a read on the caller's thread, or None when the writer must: the kernel is refusing or
         full (it answers 50300/50301 as before), due work is waiting (the writer runs it first), the read
-        would write (a lazy timeout), or a batch committed meanwhile. So the answer is the one the writer
-        would give at this clock reading, and a read after an answered write sees that write."""
+        would write (a lazy timeout), or a batch whose passes replaced deadlines committed meanwhile. So the
+        answer is the one the writer would give at this clock reading, and a read after an answered write
+        sees that write."""
         seq = self._commit_seq
         if seq & 1 or not self._accepting or self._pending >= self.queue_limit or self._waiting:
             return None
         now = self.clock()
-        due_work = self.due_work
-        if due_work and self.deadlines.due(now, due_work):
-            return None
         try:
             ctx = Context(tx=self.store.reader(), now=now, config=self.config, outbox=[])
             outcome: tuple[bool, Any] = (True, EXECUTORS[type(request)](ctx, request))
         except ApiError as e:
             outcome = (False, e)
         except StoreError:  # a write needed (NeedsWriter), or the read could not start: the writer answers
+            return None
+        # checked after the read: every commit it saw had booked the deadlines it wrote before committing
+        due_work = self.due_work
+        if due_work and self.deadlines.due(now, due_work):
             return None
         if self._commit_seq != seq:
             return None
@@ -313,14 +315,21 @@ class Kernel:
                     near = {k: at for k, at in conn.tx.deadlines.items() if at < now + self.share_horizon_ms}
                     if near:
                         conn.tx.publish_deadlines(near)
-                self._commit_seq += 1
+                # deadlines this batch wrote are booked before its commit: a read that sees its rows sees
+                # their deadlines (booked early, a failed commit costs at most a pass for nothing). Those a
+                # pass replaced can only be booked after; meanwhile reads go to the writer (`_read_now`).
+                self._note_deadlines(conn.tx)
+                replaced = bool(conn.tx.replaced)
+                if replaced:
+                    self._commit_seq += 1
                 try:
                     conn.commit()
                     self.batches += 1
                     committed = True
-                    self._record_deadlines(conn.tx, seen)
+                    self._replace_deadlines(conn.tx, seen)
                 finally:
-                    self._commit_seq += 1
+                    if replaced:
+                        self._commit_seq += 1
                 break
             except _NeedsSavepoints:
                 conn.rollback()
@@ -385,12 +394,14 @@ class Kernel:
             if not ok:
                 log.warning("due %s work failed: %s", kind, value)
 
-    def _record_deadlines(self, tx, seen: dict[str, int]) -> None:
+    def _note_deadlines(self, tx) -> None:
         for kind, at in tx.deadlines.items():
-            if kind in tx.replaced:
-                self.deadlines.replace(kind, at, seen)
-            else:
+            if kind not in tx.replaced:
                 self.deadlines.note(kind, at)
+
+    def _replace_deadlines(self, tx, seen: dict[str, int]) -> None:
+        for kind in tx.replaced:
+            self.deadlines.replace(kind, tx.deadlines[kind], seen)
 
     def _run_one(self, conn, item: _Item, now: int, outgoing: list[Outgoing], guarded: bool = True
                  ) -> tuple[bool, Any]:

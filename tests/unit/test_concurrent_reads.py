@@ -8,11 +8,13 @@ import asyncio
 import threading
 
 from resonate.core.codes import PROMISE_NOT_FOUND, SCHEDULE_NOT_FOUND, TASK_NOT_FOUND, ApiError
+from resonate.core import deadlines as dl
+from resonate.core.background import TimeoutPromises
 from resonate.core.kernel import Kernel
 from resonate.core.loops import BackgroundLoops
 from resonate.core.model import PromiseState
 from resonate.core.operations import decode
-from resonate.core.store.sqlite import SqliteStore
+from resonate.core.store.sqlite import SqliteConnection, SqliteStore
 
 T0 = 1_700_000_000_000
 FAR = 10**15
@@ -181,3 +183,32 @@ def test_a_full_or_stopped_kernel_refuses_reads_as_before(tmp_path):
     finally:
         kernel.stop()
     assert call(kernel, "promises.read", id="p").code == 50300
+
+
+def test_a_batch_books_its_deadlines_before_committing_so_reads_meanwhile_stay_beside_the_writer(
+        tmp_path, monkeypatch):
+    """A batch's own deadlines are in the book before its rows can be seen, so an ordinary write batch
+    does not send reads to the writer; a batch whose pass replaced a deadline (booked only after its
+    commit) does."""
+    clock = Clock()
+    kernel = make_kernel(SqliteStore(str(tmp_path / "k.db")), clock)
+    during_commit: list[tuple[int, bool]] = []
+    original_commit = SqliteConnection.commit
+
+    def observing_commit(conn):
+        read = kernel._read_now(decode("promises.read", {"id": "old"}))  # as another thread would, now
+        during_commit.append((kernel.deadlines.at(dl.TIMEOUT_PROMISES), read is not None))
+        original_commit(conn)
+
+    try:
+        assert call(kernel, "promises.create", id="old", timeout=FAR).code == 20100
+        monkeypatch.setattr(SqliteConnection, "commit", observing_commit)
+        assert call(kernel, "promises.create", id="new", timeout=T0 + 500).code == 20100
+        assert during_commit == [(T0 + 500, True)]  # booked before the commit; the read was answered
+        clock.now = T0 + 500
+        assert kernel.submit(TimeoutPromises(100), background=True).result(30).body == 1
+        assert during_commit[1] == (T0 + 500, False)  # the pass's replacement comes after: writer
+        assert kernel.deadlines.at(dl.TIMEOUT_PROMISES) == FAR
+    finally:
+        monkeypatch.undo()
+        kernel.stop()
