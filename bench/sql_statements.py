@@ -1,6 +1,7 @@
 """SQL statements per create, read and complete (issue 13): the kernel in-process on a file SQLite, every
 statement traced with sqlite3's trace callback; one request per transaction (batch size 1) and 64 requests
-submitted at once (one group-commit batch).
+submitted at once (one group-commit batch). Reads are answered from the store's read connection beside the
+writer (traced too: they show no transaction statements).
 
 Usage: python bench/sql_statements.py
 """

@@ -25,8 +25,8 @@ from typing import Any, Callable, Protocol
 from .background import BACKGROUND_EXECUTORS
 from .codes import ApiError, invalid, server_error
 from .deadlines import DeadlineBook
-from .operations import EXECUTORS, Context, CoreConfig, Outgoing, Result, Retry
-from .store.base import RejectedValue, RetryableStoreError, Store
+from .operations import EXECUTORS, READ_ONLY, Context, CoreConfig, Outgoing, Result, Retry
+from .store.base import RejectedValue, RetryableStoreError, Store, StoreError
 from ..observability import metrics
 
 log = logging.getLogger("resonate.kernel")
@@ -52,12 +52,32 @@ class Dedup(Protocol):
 @dataclass(slots=True)
 class _Item:
     request: Any
-    future: Future
+    future: Any  # a concurrent Future (submit), or an asyncio future of `loop` (submit_async)
     dedup: Dedup | None
     counted: bool
+    loop: asyncio.AbstractEventLoop | None = None
+
+
+def _settle(future: Any, ok: bool, value: Any) -> None:
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
+
+
+def _settle_on_loop(results: list[tuple[Any, bool, Any]]) -> None:
+    """Runs on the futures' event loop: one call per loop per batch sets every answer."""
+    for future, ok, value in results:
+        if not future.done():  # a caller that cancelled after a writer took its request: discarded
+            _settle(future, ok, value)
 
 
 _STOP = object()
+
+
+class _NeedsSavepoints(Exception):
+    """A request ran without a savepoint and must undo its own writes (Retry, a failure): the batch is
+    rolled back and runs again with a savepoint per request."""
 
 
 class Kernel:
@@ -74,8 +94,7 @@ class Kernel:
         self._pending_lock = threading.Lock()
         self._room = threading.Condition(self._pending_lock)  # signalled when a counted request leaves
         self._waiting = 0  # callers waiting for room
-        self._accepting = False
-        self._accepting_lock = threading.Lock()  # no request is queued after stop() stopped accepting
+        self._accepting = False  # changed under `_room`'s lock: nothing is queued after stop()
         self._threads: list[threading.Thread] = []
         self.batches = 0  # for tests and benchmarks: how many transactions were committed
         self.deadlines = DeadlineBook()
@@ -86,6 +105,11 @@ class Kernel:
         # deadlines nearer than this (ms from the batch's clock) are published to the other servers
         # on the same database inside the batch's transaction (0: none; PostgreSQL only)
         self.share_horizon_ms = 0
+        # reads answered on the caller's thread from the store's read connections (`_read_now`)
+        self.concurrent_reads = store.supports_concurrent_reads
+        # odd while a batch whose passes replaced deadlines commits and books them: a read that overlaps it
+        # goes to the writer (one writer thread where concurrent reads are on, so the increments do not race)
+        self._commit_seq = 0
 
     # -- lifecycle
     def start(self) -> None:
@@ -98,8 +122,10 @@ class Kernel:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Refuse new requests, finish every queued one, then stop the writers."""
-        with self._accepting_lock:
+        with self._room:
             self._accepting = False
+            self._room.notify_all()  # waiting callers see the stop at once
+        self.concurrent_reads = False  # the store's read connections close with it
         for _ in self._threads:
             self._queue.put(_STOP)
         for t in self._threads:
@@ -122,7 +148,9 @@ class Kernel:
                 continue
             if item.counted:
                 self._release()
-            if item.future.set_running_or_notify_cancel():
+            if item.loop is not None:
+                self._settle_async({item.loop: [(item.future, False, server_error(50300))]})
+            elif item.future.set_running_or_notify_cancel():
                 item.future.set_exception(server_error(50300))
         for _ in range(stops):
             self._queue.put(_STOP)
@@ -137,43 +165,82 @@ class Kernel:
         """Queue a request. When the queue is full: 50301, or with `wait` block until there is room
         (back-pressure for transports that can hold their input back, such as Kafka)."""
         future: Future = Future()
-        if not self._accepting:
-            future.set_exception(server_error(50300))
-            return future
-        counted = not background
-        if counted:
-            with self._room:
+        if dedup is None and not background and type(request) in READ_ONLY and self.concurrent_reads:
+            outcome = self._read_now(request)
+            if outcome is not None:
+                _settle(future, *outcome)
+                return future
+        refused = self._enqueue(_Item(request, future, dedup, not background), wait)
+        if refused is not None:
+            future.set_exception(refused)
+        return future
+
+    def submit_async(self, request: Any, dedup: Dedup | None = None) -> "asyncio.Future":
+        """`submit` for callers on an event loop: the answer arrives as a future of the running loop.
+        Cancelling it before a writer takes the request drops the request; after that it runs anyway.
+        The writer sets a batch's answers with one call per loop, not one thread hand-off per request."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        if dedup is None and type(request) in READ_ONLY and self.concurrent_reads:
+            outcome = self._read_now(request)
+            if outcome is not None:
+                _settle(future, *outcome)
+                return future
+        refused = self._enqueue(_Item(request, future, dedup, True, loop), False)
+        if refused is not None:
+            future.set_exception(refused)
+        return future
+
+    def _read_now(self, request: Any) -> tuple[bool, Any] | None:
+        """Answers a read on the caller's thread, or None when the writer must: the kernel is refusing or
+        full (it answers 50300/50301 as before), due work is waiting (the writer runs it first), the read
+        would write (a lazy timeout), or a batch whose passes replaced deadlines committed meanwhile. So the
+        answer is the one the writer would give at this clock reading, and a read after an answered write
+        sees that write."""
+        seq = self._commit_seq
+        if seq & 1 or not self._accepting or self._pending >= self.queue_limit or self._waiting:
+            return None
+        now = self.clock()
+        try:
+            ctx = Context(tx=self.store.reader(), now=now, config=self.config, outbox=[])
+            outcome: tuple[bool, Any] = (True, EXECUTORS[type(request)](ctx, request))
+        except ApiError as e:
+            outcome = (False, e)
+        except StoreError:  # a write needed (NeedsWriter), or the read could not start: the writer answers
+            return None
+        # checked after the read: every commit it saw had booked the deadlines it wrote before committing
+        due_work = self.due_work
+        if due_work and self.deadlines.due(now, due_work):
+            return None
+        if self._commit_seq != seq:
+            return None
+        return outcome
+
+    def _enqueue(self, item: _Item, wait: bool) -> ApiError | None:
+        """Admission and queueing under one lock; returns the refusal (50300, 50301) or None."""
+        with self._pending_lock:  # `_room`'s lock, taken without the Condition's Python-level wrapper
+            if item.counted:
                 if wait:
                     self._waiting += 1
                     while self._pending >= self.queue_limit and self._accepting:
                         self._room.wait(0.1)
                     self._waiting -= 1
                 if not self._accepting:
-                    future.set_exception(server_error(50300))
-                    return future
+                    return server_error(50300)
                 # room freed while callers wait is theirs: a caller that does not wait would take it first
                 if self._pending >= self.queue_limit or (self._waiting and not wait):
-                    future.set_exception(server_error(50301))
-                    return future
+                    return server_error(50301)
                 self._pending += 1
-        with self._accepting_lock:  # checked and queued together: nothing is queued after stop()
-            if not self._accepting:
-                if counted:
-                    self._release()
-                future.set_exception(server_error(50300))
-                return future
-            self._queue.put(_Item(request, future, dedup, counted))
-        return future
+            elif not self._accepting:
+                return server_error(50300)
+            self._queue.put(item)  # checked and queued together: nothing is queued after stop()
+        return None
 
-    def submit_async(self, request: Any, dedup: Dedup | None = None) -> "asyncio.Future":
-        """`submit` for callers on an event loop: the answer arrives as a future of the running loop.
-        Cancelling it before a writer takes the request drops the request; after that it runs anyway."""
-        return asyncio.wrap_future(self.submit(request, dedup))
-
-    def _release(self) -> None:
-        with self._room:
-            self._pending -= 1
-            self._room.notify()
+    def _release(self, count: int = 1) -> None:
+        with self._pending_lock:
+            self._pending -= count
+            if self._waiting:
+                self._room.notify(count)
 
     def call(self, request: Any, timeout: float | None = 30) -> Result:
         """Synchronous submit, for tests, benchmarks and loops."""
@@ -207,12 +274,18 @@ class Kernel:
     def _run_batch(self, conn, batch: list[_Item]) -> None:
         # a caller that gave up before its request started is dropped; a running future cannot be
         # cancelled any more, so setting its result below is always safe
-        live = []
+        live, dropped = [], 0
         for item in batch:
-            if item.future.set_running_or_notify_cancel():
+            if item.loop is None:
+                taken = item.future.set_running_or_notify_cancel()
+            else:  # cancelled on its loop after this check: it runs, and its answer is discarded
+                taken = not item.future.cancelled()
+            if taken:
                 live.append(item)
             elif item.counted:
-                self._release()
+                dropped += 1
+        if dropped:
+            self._release(dropped)
         batch = live
         if not batch:
             return
@@ -220,6 +293,9 @@ class Kernel:
         outgoing: list[Outgoing] = []
         started, committed = time.perf_counter(), False
         carries_client = any(item.counted for item in batch)
+        # per-request savepoints only when needed (a request rolling back its own writes): two statements
+        # fewer per request; stores that must always guard each request say so
+        guarded = self.store.savepoint_each_request
         for attempt in range(MAX_RETRIES):
             now = self.clock()
             outcomes, outgoing = [], []
@@ -229,21 +305,35 @@ class Kernel:
                 conn.begin()
                 conn.tx.begin_deadlines()  # after begin: a reconnect there replaces conn.tx
                 if carries_client and due_work:
-                    self._run_due(conn, now, outgoing, self.deadlines.due(now, due_work))
+                    self._run_due(conn, now, outgoing, self.deadlines.due(now, due_work), guarded)
                 for item in batch:
-                    outcomes.append(self._run_one(conn, item, now, outgoing))
+                    outcomes.append(self._run_one(conn, item, now, outgoing, guarded))
                 if due_work:
                     self._run_due(conn, now, outgoing, [k for k, at in conn.tx.deadlines.items()
-                                                        if at <= now and k in due_work])
+                                                        if at <= now and k in due_work], guarded)
                 if self.share_horizon_ms:
                     near = {k: at for k, at in conn.tx.deadlines.items() if at < now + self.share_horizon_ms}
                     if near:
                         conn.tx.publish_deadlines(near)
-                conn.commit()
-                self.batches += 1
-                committed = True
-                self._record_deadlines(conn.tx, seen)
+                # deadlines this batch wrote are booked before its commit: a read that sees its rows sees
+                # their deadlines (booked early, a failed commit costs at most a pass for nothing). Those a
+                # pass replaced can only be booked after; meanwhile reads go to the writer (`_read_now`).
+                self._note_deadlines(conn.tx)
+                replaced = bool(conn.tx.replaced)
+                if replaced:
+                    self._commit_seq += 1
+                try:
+                    conn.commit()
+                    self.batches += 1
+                    committed = True
+                    self._replace_deadlines(conn.tx, seen)
+                finally:
+                    if replaced:
+                        self._commit_seq += 1
                 break
+            except _NeedsSavepoints:
+                conn.rollback()
+                guarded = True
             except RetryableStoreError as e:
                 conn.rollback()
                 log.info("batch retried after a transient store error: %s", e)
@@ -263,13 +353,20 @@ class Kernel:
         if metrics.enabled():
             metrics.kernel_batch([(i.request, ok, v) for i, (ok, v) in zip(batch, outcomes)], len(batch),
                                  time.perf_counter() - started, ok=committed)
+        counted = sum(item.counted for item in batch)
+        if counted:
+            self._release(counted)
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, bool, Any]]] = {}
         for item, (ok, value) in zip(batch, outcomes):
-            if item.counted:
-                self._release()
-            if ok:
-                item.future.set_result(value)
+            if item.loop is None:
+                _settle(item.future, ok, value)
             else:
-                item.future.set_exception(value)
+                results = by_loop.get(item.loop)
+                if results is None:
+                    results = by_loop[item.loop] = []
+                results.append((item.future, ok, value))
+        if by_loop:
+            self._settle_async(by_loop)
         if outgoing:
             try:
                 self.on_commit(outgoing)
@@ -281,26 +378,39 @@ class Kernel:
             except Exception:
                 log.exception("waking the background loops failed")
 
-    def _run_due(self, conn, now: int, outgoing: list[Outgoing], kinds: list[str]) -> None:
-        """Runs the passes of `kinds` inside the open transaction, each in its own savepoint."""
+    @staticmethod
+    def _settle_async(by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, bool, Any]]]) -> None:
+        for loop, results in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle_on_loop, results)
+            except RuntimeError:  # the caller's loop is closed: nobody is waiting for these answers
+                log.debug("%d answers for a closed event loop dropped", len(results))
+
+    def _run_due(self, conn, now: int, outgoing: list[Outgoing], kinds: list[str], guarded: bool) -> None:
+        """Runs the passes of `kinds` inside the open transaction, each as one request of the batch."""
         for kind in kinds:
             item = _Item(self.due_work[kind](), Future(), None, False)
-            ok, value = self._run_one(conn, item, now, outgoing)
+            ok, value = self._run_one(conn, item, now, outgoing, guarded)
             if not ok:
                 log.warning("due %s work failed: %s", kind, value)
 
-    def _record_deadlines(self, tx, seen: dict[str, int]) -> None:
+    def _note_deadlines(self, tx) -> None:
         for kind, at in tx.deadlines.items():
-            if kind in tx.replaced:
-                self.deadlines.replace(kind, at, seen)
-            else:
+            if kind not in tx.replaced:
                 self.deadlines.note(kind, at)
 
-    def _run_one(self, conn, item: _Item, now: int, outgoing: list[Outgoing]) -> tuple[bool, Any]:
+    def _replace_deadlines(self, tx, seen: dict[str, int]) -> None:
+        for kind in tx.replaced:
+            self.deadlines.replace(kind, tx.deadlines[kind], seen)
+
+    def _run_one(self, conn, item: _Item, now: int, outgoing: list[Outgoing], guarded: bool = True
+                 ) -> tuple[bool, Any]:
         tx = conn.tx
         executor = EXECUTORS.get(type(item.request)) or BACKGROUND_EXECUTORS.get(type(item.request))
         if executor is None:
             return False, server_error(50000, f"unknown request {type(item.request).__name__}")
+        if not guarded:
+            return self._run_unguarded(tx, item, now, outgoing, executor)
         conn.savepoint()
         try:
             if item.dedup is not None:
@@ -336,4 +446,28 @@ class Kernel:
             conn.rollback_to_savepoint()
             return False, server_error(50004, str(e))
 
-
+    def _run_unguarded(self, tx, item: _Item, now: int, outgoing: list[Outgoing], executor) -> tuple[bool, Any]:
+        """`_run_one` without a savepoint. The outcomes that keep the request's writes (a result, an
+        ApiError after a lazy timeout, a rejected value) are the same; anything that would roll them back
+        raises _NeedsSavepoints."""
+        try:
+            if item.dedup is not None:
+                stored = tx.read_reply(item.dedup.key)
+                if stored is not None:
+                    return item.dedup.replay(stored)
+            local: list[Outgoing] = []
+            try:
+                outcome: tuple[bool, Any] = (True, executor(Context(tx=tx, now=now, config=self.config,
+                                                                    outbox=local), item.request))
+            except ApiError as e:
+                outcome = (False, e)
+            except RejectedValue as e:
+                outcome = (False, invalid(str(e)))
+            if item.dedup is not None:
+                tx.insert_reply(item.dedup.key, item.dedup.stored_form(*outcome), now)
+        except RetryableStoreError:
+            raise
+        except Exception as e:  # Retry, or a failure: only a savepoint can undo this request alone
+            raise _NeedsSavepoints() from e
+        outgoing.extend(local)
+        return outcome

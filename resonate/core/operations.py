@@ -81,8 +81,7 @@ def complete_with_effects(ctx: Context, p: Promise, state: PromiseState, value: 
     if not tx.update_promise(p.id, state, value, ikey, completed_on):
         raise Retry()
     tx.complete_tasks_by_root(p.id, ctx.now)
-    tx.create_tasks_from_callbacks(p.id, ctx.now)
-    tx.delete_callbacks(p.id)
+    tx.move_callbacks_to_tasks(p.id, ctx.now)
     p.state, p.value, p.idempotency_key_for_complete, p.completed_on = state, value, ikey, completed_on
     return p
 
@@ -101,10 +100,10 @@ def create_promise(ctx: Context, req: CreatePromise, claim: tuple[str, int] | No
     """Creates the promise (and the router's invoke task); `extra_insert` joins the same insert."""
     check_fence(ctx, req.fence)
     tx, now = ctx.tx, ctx.now
-    existing = tx.read_promise(req.id)
-    if existing is None:
-        promise = Promise(id=req.id, state=PromiseState.PENDING, param=req.param, value=Value(), timeout=req.timeout,
-                          idempotency_key_for_create=req.idempotency_key, tags=req.tags, created_on=now)
+    promise = Promise(id=req.id, state=PromiseState.PENDING, param=req.param, value=Value(), timeout=req.timeout,
+                      idempotency_key_for_create=req.idempotency_key, tags=req.tags, created_on=now)
+    # insert first (it does nothing if the id exists): a new promise costs one statement, not a read too
+    if tx.insert_promise(promise):
         task = None
         recv = ctx.config.router.route(req.tags)
         if recv is not None:
@@ -116,13 +115,13 @@ def create_promise(ctx: Context, req: CreatePromise, claim: tuple[str, int] | No
                 task.expires_at = clamp_int64(now + claim[1])
             else:
                 task.expires_at = _delay(req.tags)
-        if not tx.insert_promise(promise):
-            raise Retry()
-        if task is not None:
             tx.insert_task(task)
         if extra_insert is not None and not extra_insert():
             raise Retry()
         return CREATED, promise, task
+    existing = tx.read_promise(req.id)
+    if existing is None:  # the insert met a row that is gone again: start over
+        raise Retry()
     existing = timeout_if_expired(ctx, existing)
     if not _ikeys_match(existing.idempotency_key_for_create, req.idempotency_key):
         raise request_error(PROMISE_ALREADY_EXISTS)
@@ -404,6 +403,11 @@ OPERATIONS: dict[str, Operation] = {op.name: op for op in [
 ]}
 
 EXECUTORS: dict[type, Callable[[Context, Any], Result]] = {op.request: op.execute for op in OPERATIONS.values()}
+
+# requests that only read, unless they must time out a pending promise on the spot (lazy timeout: the
+# store's read connection refuses that write and the writer runs the request); the kernel may answer
+# these from a read connection beside the writer
+READ_ONLY: frozenset[type] = frozenset({ReadPromise, SearchPromises, ReadSchedule, SearchSchedules, ReadTask})
 
 
 def render(value: Any) -> Any:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping  # not typing's alias: its isinstance goes through a Python wrapper
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 from . import cron as cronlib
 from . import cursor as cursorlib
@@ -190,7 +191,7 @@ class Fields:
     def __init__(self, raw: Mapping[str, Any] | None):
         if raw is None:
             raw = {}
-        if not isinstance(raw, Mapping):
+        if type(raw) is not dict and not isinstance(raw, Mapping):
             raise invalid(f"the request must be a JSON object, not {_json_kind(raw)}")
         self._raw = raw
         self._folded: dict[str, Any] | None = None

@@ -38,13 +38,14 @@ def test_requests_behind_a_stuck_writer_are_refused_at_stop(tmp_path, monkeypatc
     stuck = Block(threading.Event(), threading.Event())
     first = kernel.submit(stuck)
     assert stuck.started.wait(ANSWER_S)  # the only writer is inside the blocking request
-    queued = [kernel.submit(decode("promises.read", {"id": f"p{i}"})) for i in range(5)]
+    # writes queue behind it (reads would be answered beside the writer, from a read connection)
+    queued = [kernel.submit(decode("promises.create", {"id": f"p{i}", "timeout": 10**15})) for i in range(5)]
     kernel.stop(timeout=0.1)  # the join gives up: the writer is still stuck
     for future in queued:
         with pytest.raises(ApiError) as refused:
             future.result(ANSWER_S)
         assert refused.value.code == 50300
-    after = kernel.submit(decode("promises.read", {"id": "late"}))
+    after = kernel.submit(decode("promises.create", {"id": "late", "timeout": 10**15}))
     with pytest.raises(ApiError) as late:
         after.result(ANSWER_S)
     assert late.value.code == 50300

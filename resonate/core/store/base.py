@@ -25,6 +25,10 @@ class RejectedValue(StoreError):
     """A value this database cannot hold (too long for an index, NUL in text): the request is invalid."""
 
 
+class NeedsWriter(StoreError):
+    """A read-only connection was asked to write (a lazy timeout): the request must run on the writer."""
+
+
 class SchemaError(StoreError):
     """The database schema does not match this server (pending migrations, or a newer schema)."""
 
@@ -71,6 +75,18 @@ class Store(ABC):
 
     @abstractmethod
     def connect(self) -> Connection: ...
+
+    # Reads may run on `reader()` connections beside the writer and see every committed transaction
+    # (SQLite in WAL mode). The kernel decides which requests may use them.
+    supports_concurrent_reads = False
+    # each request of a batch runs in its own savepoint even when nothing needs rolling back (else the
+    # kernel takes savepoints only after a request had to undo its writes: the batch runs again guarded)
+    savepoint_each_request = True
+
+    def reader(self) -> Any:
+        """The calling thread's read-only transaction object (an SqlTx whose writes raise NeedsWriter);
+        each statement sees the latest commit."""
+        raise NotImplementedError
 
     def writers(self) -> int:
         """How many writer threads may run transactions at once (SQLite: one)."""

@@ -48,7 +48,9 @@ def _map(raw: Any) -> dict[str, str]:
     if isinstance(raw, dict):
         return raw
     text = _text(raw)
-    return json.loads(text) if text else {}
+    if not text or text == "{}":  # most headers and tags are empty: no JSON parse
+        return {}
+    return json.loads(text)
 
 
 def _blob(raw: Any) -> bytes:
@@ -209,13 +211,14 @@ class SqlTx:
         return [promise_from_row(r) for r in rows]
 
     def insert_promise(self, p: Promise) -> bool:
-        if p.state is PromiseState.PENDING:
-            self.note_deadline(dl.TIMEOUT_PROMISES, p.timeout)
+        """Inserts `p` unless its id exists; True if inserted."""
         n = self.execute(
             "INSERT INTO promises (id, state, param_headers, param_data, timeout, idempotency_key_for_create, tags,"
             " created_on) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
             (p.id, p.state.value, self.json_value(_json_map(p.param.headers)), self.blob(p.param.data), p.timeout,
              p.idempotency_key_for_create, self.json_value(_json_map(p.tags)), p.created_on))
+        if n == 1 and p.state is PromiseState.PENDING:
+            self.note_deadline(dl.TIMEOUT_PROMISES, p.timeout)
         return n == 1
 
     def update_promise(self, promise_id: str, state: PromiseState, value: Value, ikey: str | None,
@@ -241,6 +244,13 @@ class SqlTx:
             (cb.id, cb.promise_id, cb.mesg.root, self.blob(cb.recv.encode()),
              self.blob(gojson.dumps(cb.mesg.to_json()).encode()), cb.timeout, cb.created_on, cb.promise_id,
              cb.id)) == 1
+
+    def move_callbacks_to_tasks(self, promise_id: str, created_on: int) -> int:
+        """A completed promise's callbacks become tasks (created in id order) and are deleted; returns how
+        many tasks were created."""
+        created = self.create_tasks_from_callbacks(promise_id, created_on)
+        self.delete_callbacks(promise_id)
+        return created
 
     def delete_callbacks(self, promise_id: str) -> int:
         return self.execute("DELETE FROM callbacks WHERE promise_id = ?", (promise_id,))

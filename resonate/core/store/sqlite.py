@@ -19,7 +19,8 @@ import threading
 from typing import Callable, Iterator
 
 from . import tables
-from .base import Connection, RetryableStoreError, Store, StoreError
+from .. import deadlines as dl
+from .base import Connection, NeedsWriter, RetryableStoreError, Store, StoreError
 from .sql import SqlTx
 
 log = logging.getLogger("resonate.store")
@@ -35,6 +36,26 @@ def store_error(e: sqlite3.Error) -> StoreError:
 class SqliteTx(SqlTx):
     driver_error = sqlite3.Error
     store_error = staticmethod(store_error)
+
+    def move_callbacks_to_tasks(self, promise_id: str, created_on: int) -> int:
+        # one statement when the promise has no callbacks (most completes), instead of an INSERT ... SELECT
+        # and a DELETE; Python orders ids as SQLite's default (binary) collation does
+        rows = self.all("DELETE FROM callbacks WHERE promise_id = ?"
+                        " RETURNING id, recv, mesg, timeout, root_promise_id", (promise_id,))
+        created = 0
+        for row in sorted(rows):
+            created += self.execute("INSERT INTO tasks (id, recv, mesg, timeout, root_promise_id, created_on)"
+                                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING", (*row, created_on))
+        if created:
+            self.note_deadline(dl.ENQUEUE_TASKS, 0)  # new INIT tasks: to be sent at once
+        return created
+
+
+class SqliteReadTx(SqliteTx):
+    """A read connection's transaction object: reads as the writer's, every write refused."""
+
+    def execute(self, sql, params=()) -> int:
+        raise NeedsWriter(sql.split(None, 1)[0])
 
 
 # how often the checkpointer copies new commits into the database file: about SQLite's own cadence under
@@ -97,6 +118,7 @@ class WalCheckpointer:
 class SqliteStore(Store):
     dialect = tables.SQLITE
     checkpoint_off_request_path = True  # False: SQLite's own auto-checkpoint, inside the writer's COMMIT
+    savepoint_each_request = False  # one writer: requests rarely conflict, a rare rerun is cheap
 
     def __init__(self, path: str = "resonate.db", synchronous: str = "FULL", reset: bool = False):
         self.path = path
@@ -108,6 +130,8 @@ class SqliteStore(Store):
         self._shared: sqlite3.Connection | None = None
         self._lock = threading.Lock()
         self.checkpointer: WalCheckpointer | None = None  # started with the first writer connection
+        self._local = threading.local()  # this thread's read connection (`reader`)
+        self._readers: list[sqlite3.Connection] = []
 
     def _open(self) -> sqlite3.Connection:
         if self._memory:
@@ -145,6 +169,27 @@ class SqliteStore(Store):
             if not self._memory:
                 conn.close()
 
+    @property
+    def supports_concurrent_reads(self) -> bool:
+        # WAL lets readers run beside the writer; an in-memory database has one shared connection
+        return not self._memory
+
+    def reader(self) -> SqliteReadTx:
+        tx = getattr(self._local, "tx", None)
+        if tx is None:
+            # no busy wait (timeout 0): a read that cannot start at once goes to the writer instead of
+            # holding its caller's thread (often an event loop)
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=0)
+            try:
+                conn.execute("PRAGMA query_only=ON")
+            except sqlite3.Error as e:
+                conn.close()
+                raise store_error(e) from e
+            with self._lock:
+                self._readers.append(conn)
+            tx = self._local.tx = SqliteReadTx(conn.cursor())
+        return tx
+
     def connect(self) -> Connection:
         conn = self._open()
         if self._memory or not self.checkpoint_off_request_path:
@@ -157,6 +202,11 @@ class SqliteStore(Store):
         return SqliteConnection(conn, owned=True, on_commit=self.checkpointer.committed)
 
     def close(self) -> None:
+        with self._lock:
+            readers, self._readers = self._readers, []
+        for conn in readers:
+            conn.close()
+        self._local = threading.local()
         if self.checkpointer is not None:  # the last connection to close checkpoints what is left
             self.checkpointer.close()
             self.checkpointer = None
