@@ -29,7 +29,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import Row, make_row, print_table  # noqa: E402
+from bench.common import Row, make_row, median, print_table  # noqa: E402
 from bench.http_bench import FAR, RawHttpConnection  # noqa: E402
 
 SERVER_CORE = 0  # server pinned here; the load generator takes the other core
@@ -88,15 +88,16 @@ def bare_app():
                              Route("/promises/{id:path}", complete, methods=["PATCH"])])
 
 
-def serve_bare(port: int) -> None:
+def serve_bare(port: int, loop: str = "asyncio") -> None:
     import uvicorn
-    uvicorn.run(bare_app(), host="127.0.0.1", port=port, http="httptools", log_level="warning",
+    uvicorn.run(bare_app(), host="127.0.0.1", port=port, http="httptools", loop=loop, log_level="warning",
                 access_log=False, lifespan="off")
 
 
 class BareProcess:
-    def __init__(self):
+    def __init__(self, loop: str = "asyncio"):
         from tests.infra.ports import free_port
+        self.loop = loop
         self.http_port = free_port()
         self.proc: subprocess.Popen | None = None
 
@@ -106,7 +107,8 @@ class BareProcess:
 
     def start(self) -> "BareProcess":
         self.proc = subprocess.Popen(pinned([sys.executable, os.path.abspath(__file__), "--serve-bare",
-                                             str(self.http_port)]), start_new_session=True)
+                                             str(self.http_port), "--loop", self.loop]),
+                                    start_new_session=True)
         wait_ready(self.url, self.proc)
         return self
 
@@ -302,37 +304,85 @@ def thread_cpu_seconds(pid: int) -> dict[str, float]:
     return out
 
 
-def metric_sum(metrics_text: str, name: str) -> float:
-    return sum(float(line.rsplit(" ", 1)[1]) for line in metrics_text.splitlines()
-               if line.startswith(name + " ") or line.startswith(name + "{"))
+CPU_CELLS = [("create", 16), ("create", 64), ("read", 16), ("read", 64), ("complete", 16), ("complete", 64)]
 
 
-def cpu_per_request(seconds: float, nodelay_shim: bool) -> None:
-    """Server CPU time per request, per thread, and the mean group-commit batch, for each cell."""
-    import httpx
-    server = our_server(nodelay_shim=nodelay_shim).start()
-    try:
-        async def load():
-            ids: list[str] = []
-            pending: list[str] = []
-            print(f"\nserver CPU per request (utime+stime from /proc, per thread), {seconds:g} s per cell")
-            for op, clients in CELLS:
-                snaps: list = []
-                row = await timed_cell(server.url, op, clients, seconds, ids, pending, "ours", lambda: (
-                    thread_cpu_seconds(server.proc.pid), httpx.get(server.metrics_url).text), snaps)
-                (before, m0), (after, m1) = snaps
-                batches = (metric_sum(m1, "resonate_kernel_batch_size_count")
-                           - metric_sum(m0, "resonate_kernel_batch_size_count"))
-                batched = (metric_sum(m1, "resonate_kernel_batch_size_sum")
-                           - metric_sum(m0, "resonate_kernel_batch_size_sum"))
-                per = {k: (after[k] - before.get(k, 0.0)) * 1e6 / row.requests for k in after}
-                busy = ", ".join(f"{k} {v:.0f}" for k, v in sorted(per.items(), key=lambda kv: -kv[1]) if v >= 1)
-                print(f"{op:<9} @{clients:<3} {row.throughput:>6.0f} req/s  {sum(per.values()):>5.0f} us CPU/request "
-                      f"({busy}); {batches:.0f} batches, mean {batched / batches if batches else 0:.1f} requests")
+def baseline_tree(rev: str) -> str:
+    """A copy of the repository at `rev` (git archive) in a temporary directory, to run as "before"."""
+    import tarfile
+    import tempfile
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = tempfile.mkdtemp(prefix="ceiling-baseline-")
+    archive = subprocess.run(["git", "-C", root, "archive", "--format=tar", rev], check=True,
+                             capture_output=True).stdout
+    with tarfile.open(fileobj=__import__("io").BytesIO(archive)) as tar:
+        tar.extractall(out, filter="data")
+    return out
 
-        asyncio.run(load())
-    finally:
-        server.stop()
+
+def our_server_from(tree: str | None, loop: str = "asyncio"):
+    """Our server; from another source tree (`tree`, e.g. baseline_tree) when given; `loop` is the event
+    loop it runs on ("uvloop" through a bench-only prelude that installs uvloop's policy first)."""
+    from tests.server import ServerProcess
+    prelude = "import sys\n"
+    if tree:
+        prelude += f"sys.path.insert(0, {tree!r})\n"
+    if loop == "uvloop":
+        prelude += "import uvloop, asyncio; asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())\n"
+    prelude += "import runpy; runpy.run_module('resonate.cli', run_name='__main__', alter_sys=True)\n"
+
+    class Server(ServerProcess):
+        def command(self) -> list[str]:
+            cmd = super().command()
+            assert cmd[1:3] == ["-m", "resonate.cli"], cmd
+            return pinned([cmd[0], "-c", prelude, *cmd[3:]])
+
+    return Server()
+
+
+def cpu_compare(seconds: float, repeat: int, baseline: str | None, loop: str) -> None:
+    """Server CPU per request (user+system of all threads, from /proc) of the bare endpoint, ours and,
+    with `baseline`, ours at that revision, for each cell; servers interleaved, `repeat` rounds."""
+    tree = baseline_tree(baseline) if baseline else None
+    servers = [("bare", lambda: BareProcess(loop)), ("ours", lambda: our_server_from(None, loop))]
+    if tree:
+        servers.append((f"ours@{baseline}", lambda: our_server_from(tree, loop)))
+    cpu: dict[tuple[str, str, int], list[float]] = {}
+    rps: dict[tuple[str, str, int], list[float]] = {}
+    busy: dict[tuple[str, str, int], list[float]] = {}
+    for round_ in range(repeat):
+        for name, make in servers:
+            server = make()
+            server.start()
+            try:
+                rows, load = asyncio.run(run_cells(server.url, name, seconds, CPU_CELLS, pid=server.proc.pid))
+            finally:
+                server.stop()
+            for row, b in zip(rows, load):
+                key = (name, row.operation, row.concurrency)
+                cpu.setdefault(key, []).append(b / row.throughput * 1e6)
+                rps.setdefault(key, []).append(row.throughput)
+                busy.setdefault(key, []).append(b)
+            print(f"round {round_ + 1}/{repeat}: {name} done", file=sys.stderr, flush=True)
+    names = [n for n, _ in servers]
+    print(f"\nserver CPU per request (us, user+system, all threads; each value one {seconds:g} s cell, "
+          f"{repeat} interleaved rounds; event loop: {loop}); req/s and core busy are medians")
+    print(f"{'cell':<13}" + "".join(f"{n:>28}" for n in names) + f"{'bare/ours':>11}"
+          + (f"{'bare/before':>13}" if tree else ""))
+    for op, c in CPU_CELLS:
+        cols = []
+        for n in names:
+            values = cpu[(n, op, c)]
+            cols.append(f"{'/'.join(f'{v:.0f}' for v in values)} ({median(rps[(n, op, c)]):,.0f}/s "
+                        f"{median(busy[(n, op, c)]):.0%})")
+        bare = median(cpu[("bare", op, c)])
+        line = f"{op + '@' + str(c):<13}" + "".join(f"{col:>28}" for col in cols)
+        line += f"{bare / median(cpu[('ours', op, c)]):>11.0%}"
+        if tree:
+            line += f"{bare / median(cpu[(names[2], op, c)]):>13.0%}"
+        print(line)
+    print("\nbare/ours = bare CPU per request / ours (medians): the req/s ratio both would reach alone on a "
+          "saturated core.")
 
 
 def tail_experiments(seconds: float) -> None:
@@ -359,18 +409,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", choices=["create", "read", "complete"])
     parser.add_argument("--py-spy", default="profile.txt")
     parser.add_argument("--nodelay-shim", action="store_true", help="profile/--cpu with the TCP_NODELAY shim")
-    parser.add_argument("--cpu", action="store_true", help="server CPU per request and batch sizes, ours only")
+    parser.add_argument("--cpu", action="store_true",
+                        help="server CPU per request: bare, ours (and --baseline REV), interleaved")
+    parser.add_argument("--baseline", metavar="REV", help="with --cpu: also run our server as of git REV")
+    parser.add_argument("--repeat", type=int, default=2, help="with --cpu: interleaved rounds")
+    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio",
+                        help="event loop of every server (bare and ours alike, so the ratio stays fair)")
     parser.add_argument("--tail", action="store_true", help="ours at 64 clients under garbage-collection variants")
     args = parser.parse_args(argv)
     if args.serve_bare:
-        serve_bare(args.serve_bare)
+        serve_bare(args.serve_bare, args.loop)
         return
     pin_load_generator()
     if args.tail:
         tail_experiments(args.seconds)
         return
     if args.cpu:
-        cpu_per_request(args.seconds, args.nodelay_shim)
+        cpu_compare(args.seconds, args.repeat, args.baseline, args.loop)
         return
     if args.profile:
         profile(args.profile, args.py_spy, args.seconds, args.nodelay_shim)
