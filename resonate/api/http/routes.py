@@ -107,11 +107,15 @@ def _reject_constant(name: str):
     raise ValueError(f"invalid character '{name[0]}' looking for beginning of value")
 
 
+# json.loads(raw, parse_constant=...) would build a new JSONDecoder per call; this is the same decoder, once
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def parse_body(raw: bytes) -> Any:
     if not raw.strip():
         raise invalid("EOF: the request body is empty")
-    try:
-        return json.loads(raw, parse_constant=_reject_constant)
+    try:  # exactly json.loads on bytes: detect UTF-8/16/32, then decode
+        return _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
     except UnicodeDecodeError:
         raise invalid("the request body is not valid UTF-8") from None
     except ValueError as e:
