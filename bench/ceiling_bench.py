@@ -385,6 +385,63 @@ def cpu_compare(seconds: float, repeat: int, baseline: str | None, loop: str) ->
           "saturated core.")
 
 
+def layer_cost(requests: int) -> None:
+    """CPU per request of the ASGI applications alone (no uvicorn, no socket, no store): the bare endpoint,
+    our fast path, and our FastAPI app (what the fast path bypasses), driven in-process with the same
+    requests; our kernel is replaced by one answering with results recorded from a real kernel."""
+    import tempfile
+
+    from resonate.api.http.server import create_http_app
+    from resonate.core.kernel import Kernel
+    from resonate.core.operations import decode
+    from resonate.core.store.sqlite import SqliteStore
+
+    kernel = Kernel(SqliteStore(os.path.join(tempfile.mkdtemp(prefix="layer-"), "k.db")))
+    kernel.start()
+    try:
+        answers = {"CreatePromise": kernel.call(decode("promises.create", {"id": "p", "timeout": FAR})),
+                   "ReadPromise": kernel.call(decode("promises.read", {"id": "p"})),
+                   "CompletePromise": kernel.call(decode("promises.complete", {"id": "p", "state": "RESOLVED"}))}
+    finally:
+        kernel.stop()
+
+    class RecordedKernel:
+        def submit_async(self, request, dedup=None):
+            future = asyncio.get_running_loop().create_future()
+            future.set_result(answers[type(request).__name__])
+            return future
+
+    front = create_http_app(RecordedKernel())
+    apps = {"bare starlette": bare_app(), "ours: fast path": front, "ours: FastAPI app": front.fallback}
+    shapes = {"create": ("POST", "/promises", json.dumps({"id": "p", "timeout": FAR}).encode()),
+              "read": ("GET", "/promises/p", b""), "complete": ("PATCH", "/promises/p", b'{"state":"RESOLVED"}')}
+    headers = [(b"host", b"127.0.0.1:8001"), (b"content-type", b"application/json"), (b"content-length", b"40")]
+
+    async def drive(app, method: str, path: str, body: bytes) -> float:
+        message = {"type": "http.request", "body": body, "more_body": False}
+
+        async def receive():
+            return message
+
+        async def send(message):
+            pass
+
+        scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"}, "http_version": "1.1",
+                 "server": ("127.0.0.1", 8001), "client": ("127.0.0.1", 5000), "scheme": "http", "root_path": "",
+                 "method": method, "path": path, "raw_path": path.encode(), "query_string": b"", "headers": headers}
+        for _ in range(requests // 10):  # warm-up
+            await app(dict(scope), receive, send)
+        start = time.process_time()
+        for _ in range(requests):
+            await app(dict(scope), receive, send)
+        return (time.process_time() - start) / requests * 1e6
+
+    print(f"\nASGI application CPU per request, in-process, {requests} requests each (us)")
+    print(f"{'application':<20}" + "".join(f"{op:>10}" for op in shapes))
+    for name, app in apps.items():
+        print(f"{name:<20}" + "".join(f"{asyncio.run(drive(app, *shape)):>10.1f}" for shape in shapes.values()))
+
+
 def tail_experiments(seconds: float) -> None:
     """The 64-client tail under garbage-collection variants, each on a fresh server with the shim."""
     rows: list[Row] = []
@@ -411,6 +468,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--nodelay-shim", action="store_true", help="profile/--cpu with the TCP_NODELAY shim")
     parser.add_argument("--cpu", action="store_true",
                         help="server CPU per request: bare, ours (and --baseline REV), interleaved")
+    parser.add_argument("--layer", type=int, metavar="N", help="ASGI applications alone, in-process, N requests")
     parser.add_argument("--baseline", metavar="REV", help="with --cpu: also run our server as of git REV")
     parser.add_argument("--repeat", type=int, default=2, help="with --cpu: interleaved rounds")
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio",
@@ -421,6 +479,9 @@ def main(argv: list[str] | None = None) -> None:
         serve_bare(args.serve_bare, args.loop)
         return
     pin_load_generator()
+    if args.layer:
+        layer_cost(args.layer)
+        return
     if args.tail:
         tail_experiments(args.seconds)
         return
