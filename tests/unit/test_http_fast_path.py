@@ -202,3 +202,39 @@ def test_route_metrics_bind_series_on_first_use_and_count_as_before(tmp_path):
     fresh = metrics.RouteMetrics("http", "locks.heartbeat", "POST", "/never/used")
     assert fresh.in_flight() is None  # metrics off: nothing bound, nothing recorded
     assert sample("http_requests_duration_seconds_count", {"method": "POST", "path": "/never/used"}) is None
+
+
+class FailingKernel:
+    """A kernel failing unexpectedly (not with an ApiError): the answer is Starlette's plain 500."""
+
+    def submit_async(self, request, dedup=None):
+        raise RuntimeError("boom")
+
+
+AUTH_REQUESTS = [
+    ("GET", "/promises/p", {"origin": "http://ui.example"}),  # no credentials: 401 with the Basic challenge
+    ("GET", "/ping", {"origin": "http://ui.example"}),  # exempt from credentials
+    ("GET", "/promises/p", {"origin": "http://ui.example", "authorization": "Basic dTpw"}),  # 500, no CORS headers
+    ("GET", "/promises/p", {"authorization": "Basic dTpw"}),
+    ("OPTIONS", "/promises/p", {"origin": "http://ui.example", "access-control-request-method": "GET"}),
+    ("GET", "/promises/p", {"origin": "http://elsewhere.example", "authorization": "Basic d3Jvbmc6eA=="}),
+]
+
+
+def test_auth_cors_and_unexpected_errors_answer_as_the_framework():
+    front = create_http_app(FailingKernel(), auth={"u": "p"}, cors_origins=["http://ui.example"])
+    assert front.wrapped is not None  # the fast path runs under the same outer middleware
+
+    async def go(app):
+        answers = []
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            for method, url, headers in AUTH_REQUESTS:
+                r = await client.request(method, url, headers=headers)
+                answers.append((r.status_code, r.headers.raw, r.content))
+        return answers
+
+    fast, framework = asyncio.run(go(front)), asyncio.run(go(front.fallback))
+    for request, a, b in zip(AUTH_REQUESTS, fast, framework):
+        assert a == b, request
+    assert [a[0] for a in fast] == [401, 200, 500, 500, 200, 401]
