@@ -8,10 +8,16 @@ With `--profile OP --py-spy FILE`, runs only our server under OP@64 load and rec
 (collapsed stacks of the thread holding the GIL) for docs/performance.md.
 
 With `--tail`, measures the 64-client tail under garbage-collection variants (bench-only shims).
-With `--cpu`, prints our server's CPU time per request by thread (from /proc) and its mean commit batch.
+With `--cpu`, prints the server CPU time per request (user+system from /proc, all threads) of the bare
+endpoint, ours and (`--baseline REV`) ours as of a git revision, interleaved over `--repeat` rounds: the
+steadiest figure on a shared machine, and bare/ours is the req/s ratio on a saturated core.
+With `--layer N`, the ASGI applications alone (no uvicorn, no socket, no store), in-process.
+`--loop uvloop` runs every server (bare and ours alike) on uvloop.
 
-Usage: python bench/ceiling_bench.py [--seconds S] [--profile create|read|complete --py-spy FILE]
-       python bench/ceiling_bench.py --cpu [--nodelay-shim]
+Usage: python bench/ceiling_bench.py [--seconds S] [--loop asyncio|uvloop]
+       python bench/ceiling_bench.py --cpu [--baseline REV] [--repeat N] [--seconds S] [--loop ...]
+       python bench/ceiling_bench.py --profile create|read|complete --py-spy FILE
+       python bench/ceiling_bench.py --layer 20000
        python bench/ceiling_bench.py --tail
        python bench/ceiling_bench.py --serve-bare PORT   (the bare endpoint; run by the benchmark)
 """
@@ -33,7 +39,7 @@ from bench.common import Row, make_row, median, print_table  # noqa: E402
 from bench.http_bench import FAR, RawHttpConnection  # noqa: E402
 
 SERVER_CORE = 0  # server pinned here; the load generator takes the other core
-CELLS = [("create", 1), ("create", 16), ("create", 64), ("read", 64), ("complete", 16), ("complete", 64)]
+CELLS = [("create", 1), ("create", 16), ("create", 64), ("read", 16), ("read", 64), ("complete", 16), ("complete", 64)]
 WARMUP_S = 0.5
 READY_TIMEOUT_S = 30
 JSON_TYPE = "application/json; charset=utf-8"
@@ -241,19 +247,24 @@ async def timed_cell(url: str, operation: str, clients: int, seconds: float, ids
     return make_row(label, operation, clients, elapsed, latencies)
 
 
-async def run_cells(url: str, label: str, seconds: float, cells=CELLS, pid: int | None = None
-                    ) -> tuple[list[Row], list[float]]:
-    """The rows, and per row the server's CPU seconds per wall second in the measured window (if `pid`)."""
+async def run_cells(url: str, label: str, seconds: float, cells=CELLS, pid: int | None = None,
+                    loop_shares: list[float] | None = None) -> tuple[list[Row], list[float]]:
+    """The rows, and per row the server's CPU seconds per wall second in the measured window (if `pid`);
+    `loop_shares` gets, per row, the event-loop (main) thread's share of that CPU."""
     ids: list[str] = []
     pending: list[str] = []
     rows, busy = [], []
     for op, c in cells:
         snaps: list = []
-        probe = (lambda: (sum(thread_cpu_seconds(pid).values()), time.perf_counter())) if pid else None
+        probe = (lambda: (thread_cpu_seconds(pid), time.perf_counter())) if pid else None
         rows.append(await timed_cell(url, op, c, seconds, ids, pending, label, probe, snaps))
         if pid:
             (cpu0, t0), (cpu1, t1) = snaps
-            busy.append((cpu1 - cpu0) / (t1 - t0))
+            total = sum(cpu1.values()) - sum(cpu0.values())
+            busy.append(total / (t1 - t0))
+            if loop_shares is not None:
+                main = cpu1.get("event loop", 0.0) - cpu0.get("event loop", 0.0)
+                loop_shares.append(main / total if total else 0.0)
     return rows, busy
 
 
@@ -350,16 +361,20 @@ def cpu_compare(seconds: float, repeat: int, baseline: str | None, loop: str) ->
     cpu: dict[tuple[str, str, int], list[float]] = {}
     rps: dict[tuple[str, str, int], list[float]] = {}
     busy: dict[tuple[str, str, int], list[float]] = {}
+    loop_share: dict[tuple[str, str, int], list[float]] = {}
     for round_ in range(repeat):
         for name, make in servers:
             server = make()
             server.start()
             try:
-                rows, load = asyncio.run(run_cells(server.url, name, seconds, CPU_CELLS, pid=server.proc.pid))
+                shares: list[float] = []
+                rows, load = asyncio.run(run_cells(server.url, name, seconds, CPU_CELLS, pid=server.proc.pid,
+                                                   loop_shares=shares))
             finally:
                 server.stop()
-            for row, b in zip(rows, load):
+            for row, b, share in zip(rows, load, shares):
                 key = (name, row.operation, row.concurrency)
+                loop_share.setdefault(key, []).append(share)
                 cpu.setdefault(key, []).append(b / row.throughput * 1e6)
                 rps.setdefault(key, []).append(row.throughput)
                 busy.setdefault(key, []).append(b)
@@ -382,7 +397,9 @@ def cpu_compare(seconds: float, repeat: int, baseline: str | None, loop: str) ->
             line += f"{bare / median(cpu[(names[2], op, c)]):>13.0%}"
         print(line)
     print("\nbare/ours = bare CPU per request / ours (medians): the req/s ratio both would reach alone on a "
-          "saturated core.")
+          "saturated core.\nour event-loop thread's share of our CPU (median):")
+    for n in names[1:]:
+        print(f"  {n:<16}" + "  ".join(f"{op}@{c} {median(loop_share[(n, op, c)]):.0%}" for op, c in CPU_CELLS))
 
 
 def layer_cost(requests: int) -> None:
@@ -491,19 +508,17 @@ def main(argv: list[str] | None = None) -> None:
     if args.profile:
         profile(args.profile, args.py_spy, args.seconds, args.nodelay_shim)
         return
-    bare, bare_busy = measure(BareProcess(), "bare starlette+uvicorn+httptools", args.seconds)
-    ours, ours_busy = measure(our_server(), "ours (serve, SQLite FULL)", args.seconds)
-    shimmed, shim_busy = measure(our_server(nodelay_shim=True), "ours + TCP_NODELAY shim", args.seconds)
+    bare, bare_busy = measure(BareProcess(args.loop), "bare starlette+uvicorn+httptools", args.seconds)
+    ours, ours_busy = measure(our_server_from(None, args.loop), "ours (serve, SQLite FULL)", args.seconds)
     pin = "server on core 0 (taskset), load on the other core" if shutil.which("taskset") else "no taskset: unpinned"
-    print_table(bare + ours + shimmed, f"HTTP ceiling, {args.seconds:g} s per cell, {pin}")
+    print_table(bare + ours, f"HTTP ceiling, {args.seconds:g} s per cell, {pin}, event loop {args.loop}")
     print("\nserver CPU (user+system, all threads) per wall second and per request, in the measured window")
-    for r, b in zip(bare + ours + shimmed, bare_busy + ours_busy + shim_busy):
+    for r, b in zip(bare + ours, bare_busy + ours_busy):
         print(f"{r.transport:<34} {r.operation:<10} {r.concurrency:>7} {b:>6.0%} {b / r.throughput * 1e6:>7.0f} us")
-    print(f"\n{'operation':<10} {'clients':>7} {'ours/bare':>9} {'ours+nodelay/bare':>17}")
-    for b, o, n in zip(bare, ours, shimmed):
-        print(f"{b.operation:<10} {b.concurrency:>7} {o.throughput / b.throughput:>9.0%} "
-              f"{n.throughput / b.throughput:>17.0%}")
-
+    print(f"\n{'operation':<10} {'clients':>7} {'ours/bare req/s':>15} {'bare/ours CPU per request':>26}")
+    for b, o, bb, ob in zip(bare, ours, bare_busy, ours_busy):
+        print(f"{b.operation:<10} {b.concurrency:>7} {o.throughput / b.throughput:>15.0%} "
+              f"{(bb / b.throughput) / (ob / o.throughput):>26.0%}")
 
 if __name__ == "__main__":
     main()
