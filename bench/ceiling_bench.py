@@ -354,7 +354,7 @@ def our_server_from(tree: str | None, loop: str = "asyncio"):
 def cpu_compare(seconds: float, repeat: int, baseline: str | None, loop: str) -> None:
     """Server CPU per request (user+system of all threads, from /proc) of the bare endpoint, ours and,
     with `baseline`, ours at that revision, for each cell; servers interleaved, `repeat` rounds."""
-    tree = baseline_tree(baseline) if baseline else None
+    tree = (baseline if os.path.isdir(baseline) else baseline_tree(baseline)) if baseline else None
     servers = [("bare", lambda: BareProcess(loop)), ("ours", lambda: our_server_from(None, loop))]
     if tree:
         servers.append((f"ours@{baseline}", lambda: our_server_from(tree, loop)))
@@ -486,7 +486,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cpu", action="store_true",
                         help="server CPU per request: bare, ours (and --baseline REV), interleaved")
     parser.add_argument("--layer", type=int, metavar="N", help="ASGI applications alone, in-process, N requests")
-    parser.add_argument("--baseline", metavar="REV", help="with --cpu: also run our server as of git REV")
+    parser.add_argument("--baseline", metavar="REV", help="with --cpu: also run our server as of git REV (or from a source directory)")
     parser.add_argument("--repeat", type=int, default=2, help="with --cpu: interleaved rounds")
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio",
                         help="event loop of every server (bare and ours alike, so the ratio stays fair)")
