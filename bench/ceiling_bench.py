@@ -276,9 +276,9 @@ def measure(server, label: str, seconds: float) -> tuple[list[Row], list[float]]
         server.stop()
 
 
-def profile(operation: str, out: str, seconds: float, nodelay_shim: bool) -> None:
-    """Our server under `operation`@64 while py-spy records the thread holding the GIL."""
-    server = our_server(nodelay_shim=nodelay_shim).start()
+def profile(operation: str, out: str, seconds: float, tree: str | None = None, loop: str = "asyncio") -> None:
+    """Our server (from `tree` if given) under `operation`@64 while py-spy records the thread holding the GIL."""
+    server = our_server_from(tree, loop).start()
     try:
         async def load():
             ids: list[str] = []
@@ -506,7 +506,9 @@ def main(argv: list[str] | None = None) -> None:
         cpu_compare(args.seconds, args.repeat, args.baseline, args.loop)
         return
     if args.profile:
-        profile(args.profile, args.py_spy, args.seconds, args.nodelay_shim)
+        tree = args.baseline if args.baseline and os.path.isdir(args.baseline) else (
+            baseline_tree(args.baseline) if args.baseline else None)
+        profile(args.profile, args.py_spy, args.seconds, tree, args.loop)
         return
     bare, bare_busy = measure(BareProcess(args.loop), "bare starlette+uvicorn+httptools", args.seconds)
     ours, ours_busy = measure(our_server_from(None, args.loop), "ours (serve, SQLite FULL)", args.seconds)
