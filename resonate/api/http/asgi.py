@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from .routes import HttpRoute, HttpSettings, RouteRecorder, metric_path, read_headers, run_route
 
-# a Starlette-style endpoint -> our fast handler for the same route
+# a fast handler: (scope, receive, send, path params); it answers the request itself
 Handler = Callable[[dict, Callable, Callable, dict], Awaitable[None]]
 
 # set in the scope when a fast handler failed before answering, so the front sends the 500 itself
