@@ -125,6 +125,7 @@ REQUESTS = [
     ("POST", "/promises", b"{nope", {}),
     ("POST", "/promises", b"[1]", {}),
     ("GET", "/promises/p1", None, {"request-id": "r1"}),
+    ("HEAD", "/promises/p1", None, {}),  # Starlette's GET routes take HEAD too
     ("GET", "/promises/missing", None, {}),
     ("GET", "/promises?id=p*&tags[a]=b&limit=5", None, {}),
     ("POST", "/promises", b'{"id":"root","timeout":9999999999999}', {}),
