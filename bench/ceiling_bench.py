@@ -8,10 +8,16 @@ With `--profile OP --py-spy FILE`, runs only our server under OP@64 load and rec
 (collapsed stacks of the thread holding the GIL) for docs/performance.md.
 
 With `--tail`, measures the 64-client tail under garbage-collection variants (bench-only shims).
-With `--cpu`, prints our server's CPU time per request by thread (from /proc) and its mean commit batch.
+With `--cpu`, prints the server CPU time per request (user+system from /proc, all threads) of the bare
+endpoint, ours and (`--baseline REV`) ours as of a git revision, interleaved over `--repeat` rounds: the
+steadiest figure on a shared machine, and bare/ours is the req/s ratio on a saturated core.
+With `--layer N`, the ASGI applications alone (no uvicorn, no socket, no store), in-process.
+`--loop uvloop` runs every server (bare and ours alike) on uvloop.
 
-Usage: python bench/ceiling_bench.py [--seconds S] [--profile create|read|complete --py-spy FILE]
-       python bench/ceiling_bench.py --cpu [--nodelay-shim]
+Usage: python bench/ceiling_bench.py [--seconds S] [--loop asyncio|uvloop]
+       python bench/ceiling_bench.py --cpu [--baseline REV] [--repeat N] [--seconds S] [--loop ...]
+       python bench/ceiling_bench.py --profile create|read|complete --py-spy FILE
+       python bench/ceiling_bench.py --layer 20000
        python bench/ceiling_bench.py --tail
        python bench/ceiling_bench.py --serve-bare PORT   (the bare endpoint; run by the benchmark)
 """
@@ -29,11 +35,11 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import Row, make_row, print_table  # noqa: E402
+from bench.common import Row, make_row, median, print_table  # noqa: E402
 from bench.http_bench import FAR, RawHttpConnection  # noqa: E402
 
 SERVER_CORE = 0  # server pinned here; the load generator takes the other core
-CELLS = [("create", 1), ("create", 16), ("create", 64), ("read", 64), ("complete", 16), ("complete", 64)]
+CELLS = [("create", 1), ("create", 16), ("create", 64), ("read", 16), ("read", 64), ("complete", 16), ("complete", 64)]
 WARMUP_S = 0.5
 READY_TIMEOUT_S = 30
 JSON_TYPE = "application/json; charset=utf-8"
@@ -88,15 +94,16 @@ def bare_app():
                              Route("/promises/{id:path}", complete, methods=["PATCH"])])
 
 
-def serve_bare(port: int) -> None:
+def serve_bare(port: int, loop: str = "asyncio") -> None:
     import uvicorn
-    uvicorn.run(bare_app(), host="127.0.0.1", port=port, http="httptools", log_level="warning",
+    uvicorn.run(bare_app(), host="127.0.0.1", port=port, http="httptools", loop=loop, log_level="warning",
                 access_log=False, lifespan="off")
 
 
 class BareProcess:
-    def __init__(self):
+    def __init__(self, loop: str = "asyncio"):
         from tests.infra.ports import free_port
+        self.loop = loop
         self.http_port = free_port()
         self.proc: subprocess.Popen | None = None
 
@@ -106,7 +113,8 @@ class BareProcess:
 
     def start(self) -> "BareProcess":
         self.proc = subprocess.Popen(pinned([sys.executable, os.path.abspath(__file__), "--serve-bare",
-                                             str(self.http_port)]), start_new_session=True)
+                                             str(self.http_port), "--loop", self.loop]),
+                                    start_new_session=True)
         wait_ready(self.url, self.proc)
         return self
 
@@ -239,19 +247,24 @@ async def timed_cell(url: str, operation: str, clients: int, seconds: float, ids
     return make_row(label, operation, clients, elapsed, latencies)
 
 
-async def run_cells(url: str, label: str, seconds: float, cells=CELLS, pid: int | None = None
-                    ) -> tuple[list[Row], list[float]]:
-    """The rows, and per row the server's CPU seconds per wall second in the measured window (if `pid`)."""
+async def run_cells(url: str, label: str, seconds: float, cells=CELLS, pid: int | None = None,
+                    loop_shares: list[float] | None = None) -> tuple[list[Row], list[float]]:
+    """The rows, and per row the server's CPU seconds per wall second in the measured window (if `pid`);
+    `loop_shares` gets, per row, the event-loop (main) thread's share of that CPU."""
     ids: list[str] = []
     pending: list[str] = []
     rows, busy = [], []
     for op, c in cells:
         snaps: list = []
-        probe = (lambda: (sum(thread_cpu_seconds(pid).values()), time.perf_counter())) if pid else None
+        probe = (lambda: (thread_cpu_seconds(pid), time.perf_counter())) if pid else None
         rows.append(await timed_cell(url, op, c, seconds, ids, pending, label, probe, snaps))
         if pid:
             (cpu0, t0), (cpu1, t1) = snaps
-            busy.append((cpu1 - cpu0) / (t1 - t0))
+            total = sum(cpu1.values()) - sum(cpu0.values())
+            busy.append(total / (t1 - t0))
+            if loop_shares is not None:
+                main = cpu1.get("event loop", 0.0) - cpu0.get("event loop", 0.0)
+                loop_shares.append(main / total if total else 0.0)
     return rows, busy
 
 
@@ -263,9 +276,9 @@ def measure(server, label: str, seconds: float) -> tuple[list[Row], list[float]]
         server.stop()
 
 
-def profile(operation: str, out: str, seconds: float, nodelay_shim: bool) -> None:
-    """Our server under `operation`@64 while py-spy records the thread holding the GIL."""
-    server = our_server(nodelay_shim=nodelay_shim).start()
+def profile(operation: str, out: str, seconds: float, tree: str | None = None, loop: str = "asyncio") -> None:
+    """Our server (from `tree` if given) under `operation`@64 while py-spy records the thread holding the GIL."""
+    server = our_server_from(tree, loop).start()
     try:
         async def load():
             ids: list[str] = []
@@ -302,37 +315,148 @@ def thread_cpu_seconds(pid: int) -> dict[str, float]:
     return out
 
 
-def metric_sum(metrics_text: str, name: str) -> float:
-    return sum(float(line.rsplit(" ", 1)[1]) for line in metrics_text.splitlines()
-               if line.startswith(name + " ") or line.startswith(name + "{"))
+CPU_CELLS = [("create", 16), ("create", 64), ("read", 16), ("read", 64), ("complete", 16), ("complete", 64)]
 
 
-def cpu_per_request(seconds: float, nodelay_shim: bool) -> None:
-    """Server CPU time per request, per thread, and the mean group-commit batch, for each cell."""
-    import httpx
-    server = our_server(nodelay_shim=nodelay_shim).start()
+def baseline_tree(rev: str) -> str:
+    """A copy of the repository at `rev` (git archive) in a temporary directory, to run as "before"."""
+    import tarfile
+    import tempfile
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = tempfile.mkdtemp(prefix="ceiling-baseline-")
+    archive = subprocess.run(["git", "-C", root, "archive", "--format=tar", rev], check=True,
+                             capture_output=True).stdout
+    with tarfile.open(fileobj=__import__("io").BytesIO(archive)) as tar:
+        tar.extractall(out, filter="data")
+    return out
+
+
+def our_server_from(tree: str | None, loop: str = "asyncio"):
+    """Our server; from another source tree (`tree`, e.g. baseline_tree) when given; `loop` is the event
+    loop it runs on ("uvloop" through a bench-only prelude that installs uvloop's policy first)."""
+    from tests.server import ServerProcess
+    prelude = "import sys\n"
+    if tree:
+        prelude += f"sys.path.insert(0, {tree!r})\n"
+    if loop == "uvloop":
+        prelude += "import uvloop, asyncio; asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())\n"
+    prelude += "import runpy; runpy.run_module('resonate.cli', run_name='__main__', alter_sys=True)\n"
+
+    class Server(ServerProcess):
+        def command(self) -> list[str]:
+            cmd = super().command()
+            assert cmd[1:3] == ["-m", "resonate.cli"], cmd
+            return pinned([cmd[0], "-c", prelude, *cmd[3:]])
+
+    return Server()
+
+
+def cpu_compare(seconds: float, repeat: int, baseline: str | None, loop: str) -> None:
+    """Server CPU per request (user+system of all threads, from /proc) of the bare endpoint, ours and,
+    with `baseline`, ours at that revision, for each cell; servers interleaved, `repeat` rounds."""
+    tree = (baseline if os.path.isdir(baseline) else baseline_tree(baseline)) if baseline else None
+    servers = [("bare", lambda: BareProcess(loop)), ("ours", lambda: our_server_from(None, loop))]
+    if tree:
+        servers.append((f"ours@{baseline}", lambda: our_server_from(tree, loop)))
+    cpu: dict[tuple[str, str, int], list[float]] = {}
+    rps: dict[tuple[str, str, int], list[float]] = {}
+    busy: dict[tuple[str, str, int], list[float]] = {}
+    loop_share: dict[tuple[str, str, int], list[float]] = {}
+    for round_ in range(repeat):
+        for name, make in servers:
+            server = make()
+            server.start()
+            try:
+                shares: list[float] = []
+                rows, load = asyncio.run(run_cells(server.url, name, seconds, CPU_CELLS, pid=server.proc.pid,
+                                                   loop_shares=shares))
+            finally:
+                server.stop()
+            for row, b, share in zip(rows, load, shares):
+                key = (name, row.operation, row.concurrency)
+                loop_share.setdefault(key, []).append(share)
+                cpu.setdefault(key, []).append(b / row.throughput * 1e6)
+                rps.setdefault(key, []).append(row.throughput)
+                busy.setdefault(key, []).append(b)
+            print(f"round {round_ + 1}/{repeat}: {name} done", file=sys.stderr, flush=True)
+    names = [n for n, _ in servers]
+    print(f"\nserver CPU per request (us, user+system, all threads; each value one {seconds:g} s cell, "
+          f"{repeat} interleaved rounds; event loop: {loop}); req/s and core busy are medians")
+    print(f"{'cell':<13}" + "".join(f"{n:>28}" for n in names) + f"{'bare/ours':>11}"
+          + (f"{'bare/before':>13}" if tree else ""))
+    for op, c in CPU_CELLS:
+        cols = []
+        for n in names:
+            values = cpu[(n, op, c)]
+            cols.append(f"{'/'.join(f'{v:.0f}' for v in values)} ({median(rps[(n, op, c)]):,.0f}/s "
+                        f"{median(busy[(n, op, c)]):.0%})")
+        bare = median(cpu[("bare", op, c)])
+        line = f"{op + '@' + str(c):<13}" + "".join(f"{col:>28}" for col in cols)
+        line += f"{bare / median(cpu[('ours', op, c)]):>11.0%}"
+        if tree:
+            line += f"{bare / median(cpu[(names[2], op, c)]):>13.0%}"
+        print(line)
+    print("\nbare/ours = bare CPU per request / ours (medians): the req/s ratio both would reach alone on a "
+          "saturated core.\nour event-loop thread's share of our CPU (median):")
+    for n in names[1:]:
+        print(f"  {n:<16}" + "  ".join(f"{op}@{c} {median(loop_share[(n, op, c)]):.0%}" for op, c in CPU_CELLS))
+
+
+def layer_cost(requests: int) -> None:
+    """CPU per request of the ASGI applications alone (no uvicorn, no socket, no store): the bare endpoint,
+    our fast path, and our FastAPI app (what the fast path bypasses), driven in-process with the same
+    requests; our kernel is replaced by one answering with results recorded from a real kernel."""
+    import tempfile
+
+    from resonate.api.http.server import create_http_app
+    from resonate.core.kernel import Kernel
+    from resonate.core.operations import decode
+    from resonate.core.store.sqlite import SqliteStore
+
+    kernel = Kernel(SqliteStore(os.path.join(tempfile.mkdtemp(prefix="layer-"), "k.db")))
+    kernel.start()
     try:
-        async def load():
-            ids: list[str] = []
-            pending: list[str] = []
-            print(f"\nserver CPU per request (utime+stime from /proc, per thread), {seconds:g} s per cell")
-            for op, clients in CELLS:
-                snaps: list = []
-                row = await timed_cell(server.url, op, clients, seconds, ids, pending, "ours", lambda: (
-                    thread_cpu_seconds(server.proc.pid), httpx.get(server.metrics_url).text), snaps)
-                (before, m0), (after, m1) = snaps
-                batches = (metric_sum(m1, "resonate_kernel_batch_size_count")
-                           - metric_sum(m0, "resonate_kernel_batch_size_count"))
-                batched = (metric_sum(m1, "resonate_kernel_batch_size_sum")
-                           - metric_sum(m0, "resonate_kernel_batch_size_sum"))
-                per = {k: (after[k] - before.get(k, 0.0)) * 1e6 / row.requests for k in after}
-                busy = ", ".join(f"{k} {v:.0f}" for k, v in sorted(per.items(), key=lambda kv: -kv[1]) if v >= 1)
-                print(f"{op:<9} @{clients:<3} {row.throughput:>6.0f} req/s  {sum(per.values()):>5.0f} us CPU/request "
-                      f"({busy}); {batches:.0f} batches, mean {batched / batches if batches else 0:.1f} requests")
-
-        asyncio.run(load())
+        answers = {"CreatePromise": kernel.call(decode("promises.create", {"id": "p", "timeout": FAR})),
+                   "ReadPromise": kernel.call(decode("promises.read", {"id": "p"})),
+                   "CompletePromise": kernel.call(decode("promises.complete", {"id": "p", "state": "RESOLVED"}))}
     finally:
-        server.stop()
+        kernel.stop()
+
+    class RecordedKernel:
+        def submit_async(self, request, dedup=None):
+            future = asyncio.get_running_loop().create_future()
+            future.set_result(answers[type(request).__name__])
+            return future
+
+    front = create_http_app(RecordedKernel())
+    apps = {"bare starlette": bare_app(), "ours: fast path": front, "ours: FastAPI app": front.fallback}
+    shapes = {"create": ("POST", "/promises", json.dumps({"id": "p", "timeout": FAR}).encode()),
+              "read": ("GET", "/promises/p", b""), "complete": ("PATCH", "/promises/p", b'{"state":"RESOLVED"}')}
+    headers = [(b"host", b"127.0.0.1:8001"), (b"content-type", b"application/json"), (b"content-length", b"40")]
+
+    async def drive(app, method: str, path: str, body: bytes) -> float:
+        message = {"type": "http.request", "body": body, "more_body": False}
+
+        async def receive():
+            return message
+
+        async def send(message):
+            pass
+
+        scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"}, "http_version": "1.1",
+                 "server": ("127.0.0.1", 8001), "client": ("127.0.0.1", 5000), "scheme": "http", "root_path": "",
+                 "method": method, "path": path, "raw_path": path.encode(), "query_string": b"", "headers": headers}
+        for _ in range(requests // 10):  # warm-up
+            await app(dict(scope), receive, send)
+        start = time.process_time()
+        for _ in range(requests):
+            await app(dict(scope), receive, send)
+        return (time.process_time() - start) / requests * 1e6
+
+    print(f"\nASGI application CPU per request, in-process, {requests} requests each (us)")
+    print(f"{'application':<20}" + "".join(f"{op:>10}" for op in shapes))
+    for name, app in apps.items():
+        print(f"{name:<20}" + "".join(f"{asyncio.run(drive(app, *shape)):>10.1f}" for shape in shapes.values()))
 
 
 def tail_experiments(seconds: float) -> None:
@@ -359,35 +483,44 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", choices=["create", "read", "complete"])
     parser.add_argument("--py-spy", default="profile.txt")
     parser.add_argument("--nodelay-shim", action="store_true", help="profile/--cpu with the TCP_NODELAY shim")
-    parser.add_argument("--cpu", action="store_true", help="server CPU per request and batch sizes, ours only")
+    parser.add_argument("--cpu", action="store_true",
+                        help="server CPU per request: bare, ours (and --baseline REV), interleaved")
+    parser.add_argument("--layer", type=int, metavar="N", help="ASGI applications alone, in-process, N requests")
+    parser.add_argument("--baseline", metavar="REV", help="with --cpu: also run our server as of git REV (or from a source directory)")
+    parser.add_argument("--repeat", type=int, default=2, help="with --cpu: interleaved rounds")
+    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio",
+                        help="event loop of every server (bare and ours alike, so the ratio stays fair)")
     parser.add_argument("--tail", action="store_true", help="ours at 64 clients under garbage-collection variants")
     args = parser.parse_args(argv)
     if args.serve_bare:
-        serve_bare(args.serve_bare)
+        serve_bare(args.serve_bare, args.loop)
         return
     pin_load_generator()
+    if args.layer:
+        layer_cost(args.layer)
+        return
     if args.tail:
         tail_experiments(args.seconds)
         return
     if args.cpu:
-        cpu_per_request(args.seconds, args.nodelay_shim)
+        cpu_compare(args.seconds, args.repeat, args.baseline, args.loop)
         return
     if args.profile:
-        profile(args.profile, args.py_spy, args.seconds, args.nodelay_shim)
+        tree = args.baseline if args.baseline and os.path.isdir(args.baseline) else (
+            baseline_tree(args.baseline) if args.baseline else None)
+        profile(args.profile, args.py_spy, args.seconds, tree, args.loop)
         return
-    bare, bare_busy = measure(BareProcess(), "bare starlette+uvicorn+httptools", args.seconds)
-    ours, ours_busy = measure(our_server(), "ours (serve, SQLite FULL)", args.seconds)
-    shimmed, shim_busy = measure(our_server(nodelay_shim=True), "ours + TCP_NODELAY shim", args.seconds)
+    bare, bare_busy = measure(BareProcess(args.loop), "bare starlette+uvicorn+httptools", args.seconds)
+    ours, ours_busy = measure(our_server_from(None, args.loop), "ours (serve, SQLite FULL)", args.seconds)
     pin = "server on core 0 (taskset), load on the other core" if shutil.which("taskset") else "no taskset: unpinned"
-    print_table(bare + ours + shimmed, f"HTTP ceiling, {args.seconds:g} s per cell, {pin}")
+    print_table(bare + ours, f"HTTP ceiling, {args.seconds:g} s per cell, {pin}, event loop {args.loop}")
     print("\nserver CPU (user+system, all threads) per wall second and per request, in the measured window")
-    for r, b in zip(bare + ours + shimmed, bare_busy + ours_busy + shim_busy):
+    for r, b in zip(bare + ours, bare_busy + ours_busy):
         print(f"{r.transport:<34} {r.operation:<10} {r.concurrency:>7} {b:>6.0%} {b / r.throughput * 1e6:>7.0f} us")
-    print(f"\n{'operation':<10} {'clients':>7} {'ours/bare':>9} {'ours+nodelay/bare':>17}")
-    for b, o, n in zip(bare, ours, shimmed):
-        print(f"{b.operation:<10} {b.concurrency:>7} {o.throughput / b.throughput:>9.0%} "
-              f"{n.throughput / b.throughput:>17.0%}")
-
+    print(f"\n{'operation':<10} {'clients':>7} {'ours/bare req/s':>15} {'bare/ours CPU per request':>26}")
+    for b, o, bb, ob in zip(bare, ours, bare_busy, ours_busy):
+        print(f"{b.operation:<10} {b.concurrency:>7} {o.throughput / b.throughput:>15.0%} "
+              f"{(bb / b.throughput) / (ob / o.throughput):>26.0%}")
 
 if __name__ == "__main__":
     main()

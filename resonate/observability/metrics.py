@@ -128,6 +128,51 @@ class InFlight:
         return False
 
 
+class RouteMetrics:
+    """One route's series, as InFlight + api_request (+ http_request when `method` is given) record them,
+    with the label children bound once: on first use, so series never used stay absent from /metrics."""
+
+    __slots__ = ("kind", "protocol", "method", "path", "_in_flight", "_duration", "_http_duration",
+                 "_by_code", "_by_status")
+
+    def __init__(self, protocol: str, operation: str, method: str | None = None, path: str | None = None):
+        self.kind = REQUEST_TYPES.get(operation, operation)
+        self.protocol, self.method, self.path = protocol, method, path
+        self._in_flight = self._duration = self._http_duration = None
+        self._by_code: dict[int, Any] = {}
+        self._by_status: dict[int, Any] = {}
+
+    def in_flight(self):
+        """The in-flight gauge child, incremented; None when metrics are off."""
+        if not _enabled:
+            return None
+        gauge = self._in_flight
+        if gauge is None:
+            gauge = self._in_flight = api_requests_in_flight.labels(self.kind, self.protocol)
+        gauge.inc()
+        return gauge
+
+    def done(self, code: int, status: int, seconds: float) -> None:
+        if not _enabled:
+            return
+        counter = self._by_code.get(code)
+        if counter is None:
+            counter = self._by_code[code] = api_requests_total.labels(self.kind, self.protocol, str(code))
+        counter.inc()
+        if self._duration is None:
+            self._duration = api_duration_seconds.labels(self.kind, self.protocol)
+        self._duration.observe(seconds)
+        if self.method is None:
+            return
+        counter = self._by_status.get(status)
+        if counter is None:
+            counter = self._by_status[status] = http_requests_total.labels(self.method, self.path, str(status))
+        counter.inc()
+        if self._http_duration is None:
+            self._http_duration = http_requests_duration_seconds.labels(self.method, self.path)
+        self._http_duration.observe(seconds)
+
+
 def http_request(method: str, path: str, status: int, seconds: float) -> None:
     if not _enabled:
         return

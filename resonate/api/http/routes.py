@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -20,8 +21,7 @@ from ...core import gojson
 from ...core.codes import NO_CONTENT, ApiError, invalid
 from ...core.operations import decode, render
 from ...core.requests import Text
-from ...observability import metrics
-from ...observability.requests import finished
+from ...observability.requests import RouteRecorder
 
 VERSION = "0.8.2"
 JSON_TYPE = "application/json; charset=utf-8"
@@ -107,11 +107,15 @@ def _reject_constant(name: str):
     raise ValueError(f"invalid character '{name[0]}' looking for beginning of value")
 
 
+# json.loads(raw, parse_constant=...) would build a new JSONDecoder per call; this is the same decoder, once
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def parse_body(raw: bytes) -> Any:
     if not raw.strip():
         raise invalid("EOF: the request body is empty")
-    try:
-        return json.loads(raw, parse_constant=_reject_constant)
+    try:  # exactly json.loads on bytes: detect UTF-8/16/32, then decode
+        return _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
     except UnicodeDecodeError:
         raise invalid("the request body is not valid UTF-8") from None
     except ValueError as e:
@@ -120,10 +124,10 @@ def parse_body(raw: bytes) -> Any:
         raise invalid("the request body is nested too deeply") from None
 
 
-def query_fields(request: Request) -> dict:
+def query_fields(query_string: bytes) -> dict:
     fields: dict[str, Any] = {}
     tags: dict[str, str] = {}
-    for key, value in request.query_params.multi_items():
+    for key, value in QueryParams(query_string).multi_items():  # as Starlette's Request.query_params
         if key.startswith("tags[") and key.endswith("]") and len(key) > 6:
             tags.setdefault(key[5:-1], value)  # first value wins
         elif key not in fields:
@@ -133,13 +137,49 @@ def query_fields(request: Request) -> dict:
     return fields
 
 
-def json_response(code: int, body: Any) -> Response:
-    return Response(gojson.dumps(body), status_code=code // 100, media_type=None,
-                    headers={"content-type": JSON_TYPE, "resonate-version": VERSION})
+# the request headers a route reads; with duplicates the first one counts (as Starlette's Headers.get)
+WANTED_HEADERS = {name.encode("latin-1"): name for name in (*HEADER_FIELDS, "authorization", "request-id")}
 
 
-def error_response(error: ApiError) -> Response:
-    return json_response(error.code, {"error": error.to_json()})
+def read_headers(raw_headers) -> dict[str, str]:
+    """One pass over the ASGI scope's (lower-case name, value) pairs for the headers a route reads."""
+    found: dict[str, str] = {}
+    for name, value in raw_headers:
+        key = WANTED_HEADERS.get(name)
+        if key is not None and key not in found:
+            found[key] = value.decode("latin-1")
+    return found
+
+
+# An answer is (HTTP status, raw ASGI headers, body bytes, core code); headers and their order are those
+# Starlette's Response built before (given headers, then content-length unless the status has no body).
+Answer = tuple[int, list[tuple[bytes, bytes]], bytes, int]
+_VERSION_HEADER = (b"resonate-version", VERSION.encode("latin-1"))
+_JSON_TYPE_HEADER = (b"content-type", JSON_TYPE.encode("latin-1"))
+_NO_BODY_STATUSES = frozenset({204, 304})
+
+
+def raw_answer(code: int, headers: list[tuple[bytes, bytes]], body: bytes) -> Answer:
+    status = code // 100
+    if not (status < 200 or status in _NO_BODY_STATUSES):
+        headers.append((b"content-length", str(len(body)).encode("latin-1")))
+    return status, headers, body, code
+
+
+def json_answer(code: int, body: Any) -> Answer:
+    return raw_answer(code, [_JSON_TYPE_HEADER, _VERSION_HEADER], gojson.dumps(body).encode())
+
+
+def error_answer(error: ApiError) -> Answer:
+    return json_answer(error.code, {"error": error.to_json()})
+
+
+class AnswerResponse(Response):
+    """A Starlette response sending an Answer as it is (no header rebuilding)."""
+
+    def __init__(self, answer: Answer):
+        self.status_code, self.raw_headers, self.body, _ = answer
+        self.background = None
 
 
 def metric_path(path: str) -> str:
@@ -147,54 +187,59 @@ def metric_path(path: str) -> str:
     return re.sub(r"\{(\w+)(:path)?\}", lambda m: ("*" if m.group(2) else ":") + m.group(1), path)
 
 
+async def run_route(route: HttpRoute, kernel, settings: HttpSettings, raw_body: bytes | None,
+                    query_string: bytes, headers: dict[str, str], path_params: dict) -> Answer:
+    """The route's fields (body or query, headers, path) decoded and run by the core, and its answer."""
+    try:
+        if route.body:
+            body = parse_body(raw_body)
+            if isinstance(body, dict):
+                fields = {k: v for k, v in body.items() if k.lower() not in _HEADER_FIELD_NAMES}
+            else:
+                fields = body  # the core rejects non-objects, naming what it got
+        elif route.query:
+            fields = query_fields(query_string)
+        else:
+            fields = {}
+        if isinstance(fields, dict):
+            for header, name in HEADER_FIELDS.items():
+                value = headers.get(header)
+                if value is not None:
+                    fields[name] = Text(value)
+            if route.path_fields is not None:
+                fields.update(route.path_fields(path_params, settings))
+        core_request = decode(route.operation, fields)
+        authenticator = settings.authenticator
+        if authenticator is not None:
+            denied = authenticator.check_jwt(headers.get("authorization"), core_request)
+            if denied is not None:
+                raise denied
+        result = await kernel.submit_async(core_request)
+    except ApiError as e:
+        return error_answer(e)
+    if route.empty_body:
+        return raw_answer(result.code, [_VERSION_HEADER], b"")
+    if result.code == NO_CONTENT:
+        return raw_answer(result.code, [_JSON_TYPE_HEADER, _VERSION_HEADER], b"")
+    return json_answer(result.code, render(result.body))
+
+
 def make_handler(route: HttpRoute, kernel, settings: HttpSettings):
-    path_label = metric_path(route.path)
+    """The Starlette endpoint of a route (requests the fast path in asgi.py leaves to the framework)."""
+    record = RouteRecorder("http", route.operation, route.method, metric_path(route.path))
 
     async def handler(request: Request) -> Response:
         started = time.perf_counter()
-        with metrics.InFlight("http", route.operation):
-            response, code = await respond(request)
-        seconds = time.perf_counter() - started
-        finished("http", route.operation, code, seconds, request.headers.get("request-id"),
-                 status=response.status_code)
-        metrics.http_request(route.method, path_label, response.status_code, seconds)
-        return response
-
-    async def respond(request: Request) -> tuple[Response, int]:
+        headers = read_headers(request.scope["headers"])
+        gauge = record.begin()
         try:
-            if route.body:
-                body = parse_body(await request.body())
-                if isinstance(body, dict):
-                    fields = {k: v for k, v in body.items() if k.lower() not in _HEADER_FIELD_NAMES}
-                else:
-                    fields = body  # the core rejects non-objects, naming what it got
-            elif route.query:
-                fields = query_fields(request)
-            else:
-                fields = {}
-            if isinstance(fields, dict):
-                headers = request.headers
-                for header, name in HEADER_FIELDS.items():
-                    value = headers.get(header)
-                    if value is not None:
-                        fields[name] = Text(value)
-                if route.path_fields is not None:
-                    fields.update(route.path_fields(request.path_params, settings))
-            core_request = decode(route.operation, fields)
-            authenticator = settings.authenticator
-            if authenticator is not None:
-                denied = authenticator.check_jwt(request.headers.get("authorization"), core_request)
-                if denied is not None:
-                    raise denied
-            result = await kernel.submit_async(core_request)
-        except ApiError as e:
-            return error_response(e), e.code
-        if route.empty_body:
-            return Response(status_code=result.code // 100, headers={"resonate-version": VERSION}), result.code
-        if result.code == NO_CONTENT:
-            return (Response(status_code=204, headers={"content-type": JSON_TYPE, "resonate-version": VERSION}),
-                    result.code)
-        return json_response(result.code, render(result.body)), result.code
+            raw_body = await request.body() if route.body else None
+            answer = await run_route(route, kernel, settings, raw_body, request.scope["query_string"], headers,
+                                     request.path_params)
+        finally:
+            record.leave(gauge)
+        record.finish(answer[3], answer[0], time.perf_counter() - started, headers.get("request-id"))
+        return AnswerResponse(answer)
 
     return handler
 

@@ -1,4 +1,4 @@
-"""The FastAPI application for the HTTP API, and the poll plugin's event-stream application."""
+"""The HTTP API's application (fast path in front of FastAPI), and the poll plugin's event-stream application."""
 from __future__ import annotations
 
 import json
@@ -14,7 +14,9 @@ from starlette.routing import Route
 from ...auth import basic_credentials, basic_ok
 from ...observability import metrics
 from ...observability.logs import log_request
-from .routes import HttpSettings, not_found, starlette_routes
+from .asgi import FastApiFront, RouteIndex, fast_handler
+from .asgi import ping as fast_ping
+from .routes import ROUTES, HttpSettings, not_found, starlette_routes
 
 
 class BasicAuth:
@@ -84,23 +86,28 @@ def create_poll_app(poll, auth: dict[str, str] | None = None, cors_origins: list
 
 
 def create_http_app(kernel, settings: HttpSettings | None = None, poll=None,
-                    auth: dict[str, str] | None = None, cors_origins: list[str] | None = None) -> FastAPI:
+                    auth: dict[str, str] | None = None, cors_origins: list[str] | None = None) -> FastApiFront:
+    """The API's ASGI application: the fast path (asgi.py) for the routes of ROUTES and /ping, in front
+    of the FastAPI app, which answers everything else (errors, redirects, OpenAPI, docs, poll streams)."""
     settings = settings or HttpSettings()
     app = FastAPI(title="resonate-py", version="0.8.2", redirect_slashes=True)
+    # the same outer middleware over both paths
+    auth_options = dict(users=auth, unauthorized=API_UNAUTHORIZED, exempt=frozenset({"/ping"}))
+    cors_options = dict(allow_origins=cors_origins, allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+                        allow_headers=["Origin", "Content-Length", "Content-Type", "Idempotency-Key", "Strict"],
+                        expose_headers=["Resonate-Version"])
     if auth:  # /ping answers without credentials (v0.8.2), so health checks need none
-        app.add_middleware(BasicAuth, users=auth, unauthorized=API_UNAUTHORIZED, exempt=frozenset({"/ping"}))
+        app.add_middleware(BasicAuth, **auth_options)
     if cors_origins:  # outermost, so preflights are answered before credentials are asked for
-        app.add_middleware(CORSMiddleware, allow_origins=cors_origins,
-                           allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-                           allow_headers=["Origin", "Content-Length", "Content-Type", "Idempotency-Key", "Strict"],
-                           expose_headers=["Resonate-Version"])
+        app.add_middleware(CORSMiddleware, **cors_options)
     app.openapi = _openapi_document  # the hand-checked contract of the routes below
 
     async def ping(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
     app.router.routes.append(Route("/ping", ping, methods=["GET"]))
-    app.router.routes.extend(starlette_routes(kernel, settings))
+    api_routes = starlette_routes(kernel, settings)
+    app.router.routes.extend(api_routes)
     if poll is not None:
         app.router.routes.append(Route("/poll/{rest:path}", poll_endpoint(poll), methods=["GET"]))
 
@@ -110,4 +117,15 @@ def create_http_app(kernel, settings: HttpSettings | None = None, poll=None,
         return PlainTextResponse(str(exc.detail), status_code=exc.status_code)
 
     app.add_exception_handler(HTTPException, http_exception)
-    return app
+
+    handlers = {ping: fast_ping}
+    handlers.update({served.endpoint: fast_handler(route, kernel, settings) for route, served in zip(ROUTES, api_routes)})
+
+    def wrap(inner):
+        if auth:
+            inner = BasicAuth(inner, **auth_options)
+        if cors_origins:
+            inner = CORSMiddleware(inner, **cors_options)
+        return inner
+
+    return FastApiFront(app, RouteIndex(app.router.routes, handlers), wrap if auth or cors_origins else None)

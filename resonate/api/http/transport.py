@@ -7,6 +7,7 @@ import logging
 import socket
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from ...core.delivery.poll import PollPlugin
 
@@ -40,11 +41,68 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+class CoalescingTransport:
+    """A transport that holds each write until the next one or the end of the loop iteration, so the head
+    and body of an answer (uvicorn writes them separately) leave in one send(): one syscall and one TCP
+    segment fewer per request. Streams still flush within the iteration that wrote them."""
+
+    __slots__ = ("_transport", "_loop", "_held")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop):
+        self._transport, self._loop, self._held = transport, loop, None
+
+    def write(self, data: bytes) -> None:
+        if not data:
+            return
+        held = self._held
+        if held is None:
+            self._held = data
+            self._loop.call_soon(self._flush)
+        else:
+            self._held = None
+            self._transport.write(held + data)
+
+    def writelines(self, chunks) -> None:
+        self.write(b"".join(chunks))
+
+    def _flush(self) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            self._transport.write(held)
+
+    def write_eof(self) -> None:
+        self._flush()
+        self._transport.write_eof()
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._held = None
+        self._transport.abort()
+
+    def get_write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size() + len(self._held or b"")
+
+    def __getattr__(self, name: str):  # is_closing, get_extra_info, pause_reading, set_protocol, ...
+        return getattr(self._transport, name)
+
+
+class CoalescingHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol over a CoalescingTransport."""
+
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        super().connection_made(CoalescingTransport(transport, self.loop))
+
+
 class AsgiServer:
     """One uvicorn server on the running event loop; `stop` lets requests in flight finish within the grace."""
 
-    def __init__(self, app, addr: tuple[str, int], grace_s: float):
+    def __init__(self, app, addr: tuple[str, int], grace_s: float, http="auto"):
         self.app = app
+        self.http = http  # uvicorn's protocol: a name or a protocol class
         self.addr = addr
         self.grace_s = grace_s
         self._server: _QuietServer | None = None
@@ -58,7 +116,7 @@ class AsgiServer:
         except OSError as e:
             raise SystemExit(f"resonate: could not listen on {host}:{port}: {e.strerror or e}") from None
         self.address = tuple(sock.getsockname()[:2])
-        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off",
+        config = uvicorn.Config(self.app, http=self.http, log_level="warning", access_log=False, lifespan="off",
                                 log_config=None,  # uvicorn logs through our handler, on stdout
                                 timeout_graceful_shutdown=max(1, round(self.grace_s)))
         server = _QuietServer(config)
@@ -114,7 +172,7 @@ class HttpTransport(_Served):
         jwt = authenticator if authenticator is not None and authenticator.jwt_enabled else None
         settings = HttpSettings(task_frequency_ms=cfg.http_task_frequency_ms, authenticator=jwt)
         app = create_http_app(kernel, settings, poll=poll, auth=cfg.http_auth, cors_origins=cfg.http_cors_allow_origin)
-        self._server = AsgiServer(app, cfg.http_addr, cfg.http_timeout_ms / 1000)
+        self._server = AsgiServer(app, cfg.http_addr, cfg.http_timeout_ms / 1000, http=CoalescingHttpToolsProtocol)
 
     async def stop(self) -> None:
         if self.poll is not None:
