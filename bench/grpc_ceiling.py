@@ -1,0 +1,508 @@
+"""gRPC against HTTP per request, on the same server in the same run (issue 13: "gRPC per request >= HTTP").
+
+Our server (`resonate serve`, file SQLite at synchronous=FULL, gRPC and HTTP both on) is pinned to core 0
+with taskset; the load generator (one asyncio process) takes the other core. For each operation
+(create, read, complete) and each concurrency (1, 16, 64), the same server is loaded over gRPC and then
+over HTTP for a fixed short window, and the bench prints req/s, p50/p99 and the server's CPU time per
+request (user + system of all its threads, from /proc/<pid>/stat over the measured window). A bare
+grpc.aio server with the same messages and no store (parse the request, build and serialize the reply)
+is the gRPC ceiling, measured the same way. The load generator's own CPU share is printed too: at
+~100% it, not the server, is the bottleneck, and req/s says nothing about the server (CPU per request
+still does).
+
+The gRPC load: grpc.aio, `--channels` channels (default 4), each call a raw-bytes unary call (no stub,
+messages serialized once per call), `clients` concurrent calls spread over the channels. The HTTP load:
+bench/http_bench.py's raw keep-alive client, one connection per concurrent client.
+
+With `--ours-src DIR` a second build of our server (e.g. a `git archive` of an earlier commit unpacked
+in DIR) is measured in the same run, interleaved cell by cell, as the A/B baseline.
+
+With `--profile OP --py-spy FILE`, runs only our server under OP@64 over gRPC and records it with
+`py-spy record --gil --threads` (pip install py-spy into the venv; not a project dependency);
+`--summary FILE` breaks such a recording down by layer.
+
+Usage: python bench/grpc_ceiling.py [--seconds S] [--ops create,read,complete] [--clients 1,16,64]
+                                     [--repeat N] [--ours-src DIR] [--no-bare]
+       python bench/grpc_ceiling.py --profile create|read|complete --py-spy FILE [--seconds S]
+       python bench/grpc_ceiling.py --summary FILE
+       python bench/grpc_ceiling.py --serve-bare-grpc PORT   (the bare gRPC server; run by the benchmark)
+Figures on a shared machine are noisy: compare CPU per request, A/B within one run.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench.ceiling_bench import pin_load_generator, pinned, thread_cpu_seconds  # noqa: E402
+from bench.common import Row, make_row  # noqa: E402
+from bench.http_bench import FAR, RawHttpConnection  # noqa: E402
+from resonate.api.grpc.pb import promise_pb2, promise_t_pb2  # noqa: E402
+
+WARMUP_S = 0.5
+READY_TIMEOUT_S = 30
+DEFAULT_CHANNELS = 4
+COMPLETES_PER_SECOND = 5000  # promises created ahead for each complete cell (more than a cell completes)
+CREATE, READ, RESOLVE = "/promise.Promises/CreatePromise", "/promise.Promises/ReadPromise", \
+    "/promise.Promises/ResolvePromise"
+PATH_BY_OPERATION = {"create": CREATE, "read": READ, "complete": RESOLVE}
+
+
+def process_cpu_seconds(pid: int) -> float:
+    return sum(thread_cpu_seconds(pid).values())
+
+
+def own_cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+# --- the bare gRPC server -----------------------------------------------------------------------------
+
+SYNC_POOL_THREADS = 16
+
+
+def serve_bare_grpc(port: int, hop: bool = False, sync: bool = False) -> None:
+    """The same three RPCs, raw bytes in and out as ours, no store: parse, build the reply, serialize.
+    With `hop`, each call also waits for a no-op run on another thread, as ours waits for the writer."""
+    import concurrent.futures
+
+    import grpc
+
+    worker = concurrent.futures.ThreadPoolExecutor(1)
+
+    async def handoff() -> None:
+        if hop and not sync:
+            await asyncio.wrap_future(worker.submit(int))
+
+    def promise(pid: str, state: int, completed: bool) -> promise_t_pb2.Promise:
+        now = int(time.time() * 1000)
+        return promise_t_pb2.Promise(id=pid, state=state, param=promise_t_pb2.Value(),
+                                     value=promise_t_pb2.Value(), timeout=FAR, createdOn=now,
+                                     completedOn=now if completed else 0)
+
+    async def create(raw: bytes, context) -> bytes:
+        m = promise_pb2.CreatePromiseRequest.FromString(raw)
+        await handoff()
+        return promise_pb2.CreatePromiseResponse(promise=promise(m.id, promise_t_pb2.PENDING, False)
+                                                 ).SerializeToString()
+
+    async def read(raw: bytes, context) -> bytes:
+        m = promise_pb2.ReadPromiseRequest.FromString(raw)
+        await handoff()
+        return promise_pb2.ReadPromiseResponse(promise=promise(m.id, promise_t_pb2.PENDING, False)
+                                               ).SerializeToString()
+
+    async def resolve(raw: bytes, context) -> bytes:
+        m = promise_pb2.ResolvePromiseRequest.FromString(raw)
+        await handoff()
+        return promise_pb2.ResolvePromiseResponse(promise=promise(m.id, promise_t_pb2.RESOLVED, True)
+                                                  ).SerializeToString()
+
+    if sync:  # grpcio's thread-pool server: the handler runs on a pool thread and blocks for the hop
+        def blocking(handler):
+            def run(raw: bytes, context) -> bytes:
+                coro = handler(raw, context)
+                try:
+                    coro.send(None)
+                except StopIteration as done:
+                    return done.value
+                raise AssertionError("a sync handler cannot await")
+            return run
+
+        def sync_hop(handler):
+            def run(raw: bytes, context) -> bytes:
+                if hop:
+                    worker.submit(int).result()
+                return blocking(handler)(raw, context)
+            return run
+
+        server = grpc.server(concurrent.futures.ThreadPoolExecutor(SYNC_POOL_THREADS))
+        server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("promise.Promises", {
+            "CreatePromise": grpc.unary_unary_rpc_method_handler(sync_hop(create)),
+            "ReadPromise": grpc.unary_unary_rpc_method_handler(sync_hop(read)),
+            "ResolvePromise": grpc.unary_unary_rpc_method_handler(sync_hop(resolve))})])
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        server.start()
+        server.wait_for_termination()
+        return
+
+    async def main() -> None:
+        server = grpc.aio.server()
+        server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("promise.Promises", {
+            "CreatePromise": grpc.unary_unary_rpc_method_handler(create),
+            "ReadPromise": grpc.unary_unary_rpc_method_handler(read),
+            "ResolvePromise": grpc.unary_unary_rpc_method_handler(resolve)})])
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        await server.wait_for_termination()
+
+    asyncio.run(main())
+
+
+class BareGrpcProcess:
+    def __init__(self, hop: bool = False, sync: bool = False):
+        from tests.infra.ports import free_port
+        self.hop, self.sync = hop, sync
+        self.label = ("bare grpc sync" if sync else "bare grpc.aio") + (" + thread hop" if hop else " (no store)")
+        self.grpc_port = free_port()
+        self.url = None  # no HTTP
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "BareGrpcProcess":
+        self.proc = subprocess.Popen(pinned([sys.executable, os.path.abspath(__file__), "--serve-bare-grpc",
+                                             str(self.grpc_port), *(["--hop"] if self.hop else []),
+                                             *(["--sync"] if self.sync else [])]),
+                                     start_new_session=True)
+        asyncio.run(wait_grpc_ready(f"127.0.0.1:{self.grpc_port}", self.proc))
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(15)
+
+
+async def wait_grpc_ready(target: str, proc: subprocess.Popen) -> None:
+    import grpc
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    async with grpc.aio.insecure_channel(target) as channel:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited with {proc.returncode}")
+            try:
+                await asyncio.wait_for(channel.channel_ready(), 1)
+                return
+            except asyncio.TimeoutError:
+                pass
+    raise RuntimeError(f"{target} was not ready within {READY_TIMEOUT_S}s")
+
+
+def our_server(src: str | None = None, label: str = "ours"):
+    """`resonate serve` on a temp file SQLite (FULL), gRPC and HTTP on, pinned; from `src` if given."""
+    from tests.server import ServerProcess
+
+    class PinnedServer(ServerProcess):
+        def command(self) -> list[str]:
+            return pinned(super().command())
+
+        def start(self, timeout: float = 30):
+            if src is None:
+                return super().start(timeout)
+            # run the other build: its directory first on sys.path (python -m puts the cwd there)
+            import tests.server as ts
+            saved = ts.ROOT
+            ts.ROOT = src
+            try:
+                return super().start(timeout)
+            finally:
+                ts.ROOT = saved
+
+    server = PinnedServer(grpc=True)
+    server.label = label
+    return server
+
+
+# --- the load -----------------------------------------------------------------------------------------
+
+class GrpcLoad:
+    """Raw-bytes unary calls over a few grpc.aio channels."""
+
+    def __init__(self, target: str, channels: int):
+        import grpc
+        self.grpc = grpc
+        self.channels = [grpc.aio.insecure_channel(target) for _ in range(channels)]
+        self.calls = {path: [ch.unary_unary(path) for ch in self.channels] for path in PATH_BY_OPERATION.values()}
+
+    async def ready(self) -> None:
+        for ch in self.channels:
+            await asyncio.wait_for(ch.channel_ready(), READY_TIMEOUT_S)
+
+    async def close(self) -> None:
+        for ch in self.channels:
+            await ch.close()
+
+
+def grpc_request(operation: str, pid: str) -> bytes:
+    if operation == "create":
+        return promise_pb2.CreatePromiseRequest(id=pid, timeout=FAR).SerializeToString()
+    if operation == "read":
+        return promise_pb2.ReadPromiseRequest(id=pid).SerializeToString()
+    return promise_pb2.ResolvePromiseRequest(id=pid, value=promise_t_pb2.Value(data=b"done")).SerializeToString()
+
+
+class Pools:
+    """Promise ids per transport: creates add to them, reads cycle over them, completes consume them."""
+
+    def __init__(self):
+        self.ids: list[str] = []
+        self.pending: list[str] = []
+
+
+async def timed_cell(transport: str, server, operation: str, clients: int, seconds: float, pools: Pools,
+                     grpc_load: GrpcLoad | None, label: str) -> tuple[Row, float, float]:
+    """(row, server CPU seconds per wall second, load generator CPU seconds per wall second)."""
+    prefix = f"gc-{uuid.uuid4().hex[:8]}"
+    counter = iter(range(10**9))
+    latencies: list[float] = []
+    conns: list = []
+    if transport == "http":
+        host, port = server.url.split("//", 1)[1].rsplit(":", 1)
+        conns = [await RawHttpConnection.open(host, int(port)) for _ in range(clients)]
+
+    async def one(worker_index: int) -> bool:
+        i = next(counter)
+        if operation == "create":
+            pid = f"{prefix}-{i}"
+        elif operation == "read":
+            pid = pools.ids[i % len(pools.ids)]
+        else:
+            if not pools.pending:
+                return False
+            pid = pools.pending.pop()
+        if transport == "grpc":
+            call = grpc_load.calls[PATH_BY_OPERATION[operation]][worker_index % len(grpc_load.channels)]
+            await call(grpc_request(operation, pid), timeout=30)
+        else:
+            conn = conns[worker_index]
+            if operation == "create":
+                status = await conn.request("POST", "/promises", json.dumps({"id": pid, "timeout": FAR}).encode())
+                assert status == 201, status
+            elif operation == "read":
+                status = await conn.request("GET", f"/promises/{pid}", b"")
+                assert status == 200, status
+            else:
+                status = await conn.request("PATCH", f"/promises/{pid}", b'{"state":"RESOLVED"}')
+                assert status == 201, status
+        if operation == "create":
+            pools.ids.append(pid)
+            pools.pending.append(pid)
+        return True
+
+    async def worker(index: int, until: float, record: bool):
+        while time.perf_counter() < until:
+            start = time.perf_counter()
+            if not await one(index):
+                return
+            if record:
+                latencies.append((time.perf_counter() - start) * 1000)
+
+    if operation != "complete":  # completes have no spare promises to warm up on
+        warm_until = time.perf_counter() + WARMUP_S
+        await asyncio.gather(*(worker(w, warm_until, False) for w in range(clients)))
+    pid = server.proc.pid
+    cpu0, own0, t0 = process_cpu_seconds(pid), own_cpu_seconds(), time.perf_counter()
+    await asyncio.gather(*(worker(w, t0 + seconds, True) for w in range(clients)))
+    cpu1, own1, t1 = process_cpu_seconds(pid), own_cpu_seconds(), time.perf_counter()
+    for c in conns:
+        c.close()
+    return make_row(label, operation, clients, t1 - t0, latencies), (cpu1 - cpu0) / (t1 - t0), \
+        (own1 - own0) / (t1 - t0)
+
+
+Result = tuple[Row, float, float]
+
+
+async def run_all(servers: list, ops: list[str], levels: list[int], seconds: float, channels: int,
+                  repeat: int) -> list[Result]:
+    """Cell by cell, every (server, transport) in turn, so slow drifts of the shared machine hit all alike."""
+    loads = {}
+    pools = {}
+    for s in servers:
+        loads[s.label] = GrpcLoad(f"127.0.0.1:{s.grpc_port}", channels)
+        await loads[s.label].ready()
+        for transport in ("grpc", "http"):
+            pools[(s.label, transport)] = Pools()
+    results: list[Result] = []
+    for _ in range(repeat):
+        for op in ops:
+            if op == "complete":  # fill the pools so every complete cell has promises to complete
+                for s in servers:
+                    for transport in (("grpc", "http") if s.url else ("grpc",)):
+                        pool = pools[(s.label, transport)]
+                        while len(pool.pending) < COMPLETES_PER_SECOND * seconds * len(levels):
+                            await timed_cell(transport, s, "create", 64, 2.0, pool, loads[s.label], "fill")
+            for clients in levels:
+                for s in servers:
+                    for transport in (("grpc", "http") if s.url else ("grpc",)):
+                        label = f"{s.label} {transport}"
+                        results.append(await timed_cell(transport, s, op, clients, seconds,
+                                                        pools[(s.label, transport)], loads[s.label], label))
+    for load in loads.values():
+        await load.close()
+    return results
+
+
+def print_results(results: list[Result], title: str) -> None:
+    print(f"\n{title}")
+    print(f"{'server transport':<34} {'op':<9} {'clients':>7} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+          f"{'srv CPU':>7} {'us/req':>7} {'load CPU':>8}")
+    for row, busy, own in results:
+        print(f"{row.transport:<34} {row.operation:<9} {row.concurrency:>7} {row.throughput:>8.0f} "
+              f"{row.p50_ms:>7.2f} {row.p99_ms:>7.2f} {busy:>7.0%} {busy / row.throughput * 1e6 if row.throughput else 0:>7.0f} "
+              f"{own:>8.0%}")
+
+
+def print_ratios(results: list[Result]) -> None:
+    """gRPC against HTTP of each server: CPU per request (lower is better) and req/s, median over repeats."""
+    import statistics
+    cells = collections.defaultdict(list)
+    for row, busy, _ in results:
+        server, _, transport = row.transport.rpartition(" ")
+        cells[(server, row.operation, row.concurrency, transport)].append(
+            (busy / row.throughput * 1e6 if row.throughput else float("nan"), row.throughput))
+    print("\nper server, gRPC / HTTP (median over repeats): CPU per request (below 100% = gRPC cheaper), req/s")
+    print(f"{'server':<28} {'op':<9} {'clients':>7} {'grpc us':>8} {'http us':>8} {'cpu g/h':>8} {'req/s g/h':>9}")
+    for (server, op, clients, transport), values in cells.items():
+        if transport != "grpc" or (server, op, clients, "http") not in cells:
+            continue
+        g_us = statistics.median(v[0] for v in values)
+        g_rps = statistics.median(v[1] for v in values)
+        h = cells[(server, op, clients, "http")]
+        h_us = statistics.median(v[0] for v in h)
+        h_rps = statistics.median(v[1] for v in h)
+        print(f"{server:<28} {op:<9} {clients:>7} {g_us:>8.0f} {h_us:>8.0f} {g_us / h_us:>8.0%} {g_rps / h_rps:>9.0%}")
+
+
+# --- profiling ----------------------------------------------------------------------------------------
+
+def profile(operation: str, out: str, seconds: float, channels: int) -> None:
+    server = our_server().start()
+    try:
+        async def load():
+            grpc_load = GrpcLoad(f"127.0.0.1:{server.grpc_port}", channels)
+            await grpc_load.ready()
+            pools = Pools()
+            if operation != "create":
+                await timed_cell("grpc", server, "create", 64, seconds * (3 if operation == "complete" else 1),
+                                 pools, grpc_load, "setup")
+            spy = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "py-spy"), "record", "--pid",
+                                    str(server.proc.pid), "--format", "raw", "--gil", "--threads", "--rate", "250",
+                                    "--duration", str(int(seconds)), "--output", out, "--nonblocking"])
+            await asyncio.sleep(1)  # py-spy attaching
+            result = await timed_cell("grpc", server, operation, 64, seconds, pools, grpc_load, "ours grpc, py-spy")
+            spy.wait(60)
+            await grpc_load.close()
+            print_results([result], f"our server under py-spy (gRPC {operation}@64), stacks in {out}")
+
+        asyncio.run(load())
+    finally:
+        server.stop()
+
+
+# inclusive layers of a gRPC call on the event-loop thread; the first pattern found in a stack counts it
+GRPC_LAYERS = [
+    ("idle: waiting in epoll / grpc poller", r"EpollSelector\.select \(selectors\.py|_poll_wrapper"),
+    ("our handler: auth + FromString + fields + decode", r"(run_call \(resonate/api/grpc/server\.py:1[0-2]\d\)$)"
+                                                          r"|decode \(resonate/core/operations|mapping\.py"),
+    ("kernel.submit + wrap_future (hand-off to the writer)",
+     r"(submit \(resonate/core/kernel\.py|wrap_future|_chain_future|submit_async)"),
+    ("asyncio.shield", r"shield \(asyncio"),
+    ("request log + metrics (observability)", r"(resonate/observability/|prometheus_client)"),
+    ("grpc context calls (trailing metadata, time_remaining, abort)",
+     r"(set_trailing_metadata|time_remaining|_give_up_if_caller_left|abort)"),
+    ("our handler's own lines (server.py)", r"resonate/api/grpc/server\.py"),
+    ("grpc.aio server (cython, call handling)", r"(grpc/_cython|grpc/aio|_handle_rpc|_handle_unary|grpc\.aio)"),
+    ("asyncio loop + callbacks", r"asyncio/|selectors\.py"),
+]
+
+
+def summarise(path: str, top: int = 25) -> None:
+    stacks = []
+    for line in open(path):
+        line = line.rstrip("\n")
+        if line:
+            stack, _, count = line.rpartition(" ")
+            thread, _, frames = stack.partition(";")
+            stacks.append((thread, frames, int(count)))
+    per_thread = collections.Counter()
+    for thread, _, n in stacks:
+        per_thread[thread] += n
+    total = sum(per_thread.values())
+    print(f"{total} GIL-holding samples; per thread:")
+    for thread, n in per_thread.most_common():
+        print(f"  {thread[:60]:<60} {n:>7} ({n / total:.0%})")
+    main = [(f, n) for t, f, n in stacks if "MainThread" in t]
+    layers = collections.Counter()
+    for frames, n in main:
+        for label, pattern in GRPC_LAYERS:
+            if re.search(pattern, frames):
+                layers[label] += n
+                break
+        else:
+            layers["other"] += n
+    busy = sum(n for label, n in layers.items() if not label.startswith("idle"))
+    print(f"\nevent-loop thread: {busy} busy samples; share by layer (first match wins):")
+    for label, n in layers.most_common():
+        print(f"  {label:<62} {n:>6}  {n / busy if not label.startswith('idle') else 0:>5.1%}")
+    own = collections.Counter()
+    for frames, n in main:
+        own[frames.rsplit(";", 1)[-1]] += n
+    print(f"\ntop {top} event-loop functions by own samples:")
+    for fn, n in own.most_common(top):
+        print(f"  {n:>6}  {fn}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=3.0, help="measured seconds per cell")
+    parser.add_argument("--ops", default="create,read,complete")
+    parser.add_argument("--clients", default="1,16,64")
+    parser.add_argument("--channels", type=int, default=DEFAULT_CHANNELS, help="gRPC client channels")
+    parser.add_argument("--repeat", type=int, default=1, help="run every cell this many times, interleaved")
+    parser.add_argument("--ours-src", help="also measure our server from this source tree (A/B baseline)")
+    parser.add_argument("--no-bare", action="store_true", help="skip the bare grpc.aio ceiling")
+    parser.add_argument("--profile", choices=["create", "read", "complete"])
+    parser.add_argument("--py-spy", default="grpc-profile.txt")
+    parser.add_argument("--summary", metavar="FILE", help="summarise a py-spy raw recording by layer")
+    parser.add_argument("--serve-bare-grpc", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--hop", action="store_true",
+                        help="also a bare server whose calls wait for a no-op on another thread")
+    parser.add_argument("--sync", action="store_true", help="also the bare servers on grpcio's sync server")
+    parser.add_argument("--no-ours", action="store_true", help="only the bare server(s)")
+    args = parser.parse_args(argv)
+    if args.serve_bare_grpc:
+        serve_bare_grpc(args.serve_bare_grpc, args.hop, args.sync)
+        return
+    if args.summary:
+        summarise(args.summary)
+        return
+    pin_load_generator()
+    if args.profile:
+        profile(args.profile, args.py_spy, args.seconds, args.channels)
+        return
+    servers = [] if args.no_ours else [our_server(label="ours")]
+    if args.ours_src:
+        servers.append(our_server(os.path.abspath(args.ours_src), label="baseline"))
+    if not args.no_bare:
+        servers.append(BareGrpcProcess())
+    if args.hop:
+        servers.append(BareGrpcProcess(hop=True))
+    if args.sync:
+        servers += [BareGrpcProcess(sync=True)] + ([BareGrpcProcess(hop=True, sync=True)] if args.hop else [])
+    started = []
+    try:
+        for s in servers:
+            started.append(s.start())
+        results = asyncio.run(run_all(servers, args.ops.split(","), [int(c) for c in args.clients.split(",")],
+                                      args.seconds, args.channels, args.repeat))
+    finally:
+        for s in started:
+            s.stop()
+    print_results(results, f"gRPC and HTTP on one server, {args.seconds:g} s per cell, server on core 0, load on "
+                           f"the other core (grpc.aio client, {args.channels} channels); srv CPU = server "
+                           f"core busy, us/req = server CPU per request, load CPU = load generator busy")
+    print_ratios(results)
+
+
+if __name__ == "__main__":
+    main()
