@@ -61,6 +61,69 @@ def process_cpu_seconds(pid: int) -> float:
     return sum(thread_cpu_seconds(pid).values())
 
 
+def thread_group(name: str) -> str:
+    if name == "MainThread":
+        return "event loop"
+    if name.startswith("resonate-grpc"):
+        return "gRPC handler threads"
+    if "_serve" in name:
+        return "gRPC poller (grpcio _serve)"
+    if name.startswith("resonate-writer"):
+        return "kernel writer"
+    return "other"
+
+
+def cpu_by_thread_group(pid: int, names_file: str) -> dict[str, float]:
+    try:
+        with open(names_file) as f:
+            names = {int(k): v for k, v in json.load(f).items()}
+    except (OSError, ValueError):
+        names = {}
+    ticks = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = collections.Counter()
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        out[thread_group(names.get(int(tid), "?"))] += (int(fields[11]) + int(fields[12])) / ticks
+    return out
+
+
+def threads_breakdown(seconds: float, channels: int, ops: list[str]) -> None:
+    """Server CPU per request by thread group, gRPC and HTTP at 64 clients, one server."""
+    import tempfile
+    names_file = os.path.join(tempfile.mkdtemp(prefix="grpc-ceiling-"), "threads.json")
+    os.environ["THREAD_NAMES_FILE"] = names_file
+    server = our_server(label="ours", variant="thread-names").start()
+    try:
+        async def load():
+            grpc_load = GrpcLoad(f"127.0.0.1:{server.grpc_port}", channels)
+            await grpc_load.ready()
+            pools = {"grpc": Pools(), "http": Pools()}
+            for op in ops:
+                for transport in ("grpc", "http"):
+                    if op == "complete":
+                        await timed_cell(transport, server, "create", 64, seconds * 2, pools[transport], grpc_load,
+                                         "fill")
+                    before = cpu_by_thread_group(server.proc.pid, names_file)
+                    row, busy, _ = await timed_cell(transport, server, op, 64, seconds, pools[transport], grpc_load,
+                                                    transport)
+                    after = cpu_by_thread_group(server.proc.pid, names_file)
+                    per = {k: (after[k] - before.get(k, 0.0)) * 1e6 / row.requests for k in after}
+                    parts = ", ".join(f"{k} {v:.0f}" for k, v in sorted(per.items(), key=lambda kv: -kv[1]) if v >= 1)
+                    print(f"{transport:<5} {op:<9} @64 {row.throughput:>6.0f} req/s  {busy:>4.0%} busy  "
+                          f"{sum(per.values()):>4.0f} us CPU/request ({parts})", flush=True)
+            await grpc_load.close()
+
+        print(f"server CPU per request by thread (utime+stime from /proc), {seconds:g} s per cell")
+        asyncio.run(load())
+    finally:
+        server.stop()
+
+
 def own_cpu_seconds() -> float:
     t = os.times()
     return t.user + t.system
@@ -187,13 +250,46 @@ async def wait_grpc_ready(target: str, proc: subprocess.Popen) -> None:
     raise RuntimeError(f"{target} was not ready within {READY_TIMEOUT_S}s")
 
 
-def our_server(src: str | None = None, label: str = "ours"):
+# bench-only variants of our server: Python run before the server starts (GrpcServer's class settings)
+VARIANT_SHIM = """
+import runpy
+from resonate.api.grpc.server import GrpcServer
+{prelude}
+runpy.run_module("resonate.cli", run_name="__main__", alter_sys=True)
+"""
+# writes {native thread id: name} of the server's threads to $THREAD_NAMES_FILE every 0.2 s (for --threads)
+THREAD_NAMES = """
+import json, os, threading, time
+def _dump_thread_names():
+    while True:
+        names = {t.native_id: t.name for t in threading.enumerate()}
+        with open(os.environ["THREAD_NAMES_FILE"] + ".tmp", "w") as f:
+            json.dump(names, f)
+        os.replace(os.environ["THREAD_NAMES_FILE"] + ".tmp", os.environ["THREAD_NAMES_FILE"])
+        time.sleep(0.2)
+threading.Thread(target=_dump_thread_names, name="bench-thread-names", daemon=True).start()
+"""
+VARIANTS = {
+    "thread-names": THREAD_NAMES,
+    "threads8": "GrpcServer.HANDLER_THREADS = 8",
+    "threads16": "GrpcServer.HANDLER_THREADS = 16",
+    "threads128": "GrpcServer.HANDLER_THREADS = 128",
+    "nobdp": "GrpcServer.OPTIONS = GrpcServer.OPTIONS + [('grpc.http2.bdp_probe', 0)]",
+    "throughput": "GrpcServer.OPTIONS = GrpcServer.OPTIONS + [('grpc.optimization_target', 'throughput')]",
+}
+
+
+def our_server(src: str | None = None, label: str = "ours", variant: str | None = None):
     """`resonate serve` on a temp file SQLite (FULL), gRPC and HTTP on, pinned; from `src` if given."""
     from tests.server import ServerProcess
 
     class PinnedServer(ServerProcess):
         def command(self) -> list[str]:
-            return pinned(super().command())
+            cmd = super().command()
+            if variant is not None:
+                assert cmd[1:3] == ["-m", "resonate.cli"], cmd
+                cmd = [cmd[0], "-c", VARIANT_SHIM.format(prelude=VARIANTS[variant]), *cmd[3:]]
+            return pinned(cmd)
 
         def start(self, timeout: float = 30):
             if src is None:
@@ -463,11 +559,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-bare", action="store_true", help="skip the bare grpc.aio ceiling")
     parser.add_argument("--profile", choices=["create", "read", "complete"])
     parser.add_argument("--py-spy", default="grpc-profile.txt")
+    parser.add_argument("--threads", action="store_true",
+                        help="our server's CPU per request by thread group (gRPC and HTTP at 64 clients)")
     parser.add_argument("--summary", metavar="FILE", help="summarise a py-spy raw recording by layer")
     parser.add_argument("--serve-bare-grpc", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--hop", action="store_true",
                         help="also a bare server whose calls wait for a no-op on another thread")
     parser.add_argument("--sync", action="store_true", help="also the bare servers on grpcio's sync server")
+    parser.add_argument("--variants", default="", help="also our server in these bench-only variants "
+                        f"(comma-separated, from: {', '.join(VARIANTS)})")
     parser.add_argument("--no-ours", action="store_true", help="only the bare server(s)")
     args = parser.parse_args(argv)
     if args.serve_bare_grpc:
@@ -480,7 +580,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.profile:
         profile(args.profile, args.py_spy, args.seconds, args.channels)
         return
+    if args.threads:
+        for _ in range(args.repeat):
+            threads_breakdown(args.seconds, args.channels, args.ops.split(","))
+        return
     servers = [] if args.no_ours else [our_server(label="ours")]
+    for variant in filter(None, args.variants.split(",")):
+        servers.append(our_server(label=f"ours {variant}", variant=variant))
     if args.ours_src:
         servers.append(our_server(os.path.abspath(args.ours_src), label="baseline"))
     if not args.no_bare:

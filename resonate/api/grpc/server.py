@@ -172,6 +172,7 @@ class GrpcServer:
     # kernel at once (more queue inside grpcio, unbounded as in grpc-go); the kernel batches up to this
     # many gRPC calls into one commit.
     HANDLER_THREADS = 64
+    OPTIONS = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES), ("grpc.so_reuseport", 0)]
 
     def __init__(self, kernel, cfg, authenticator=None):
         self.kernel = kernel
@@ -185,8 +186,7 @@ class GrpcServer:
     async def start(self) -> None:
         host, port = self.cfg.grpc_addr
         pool = ThreadPoolExecutor(self.HANDLER_THREADS, thread_name_prefix="resonate-grpc")
-        server = grpc.server(pool, options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                                            ("grpc.so_reuseport", 0)])
+        server = grpc.server(pool, options=self.OPTIONS)
         server.add_generic_rpc_handlers(generic_handlers(self.kernel, self._drain, self.authenticator))
         target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
