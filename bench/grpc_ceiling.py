@@ -62,7 +62,7 @@ def process_cpu_seconds(pid: int) -> float:
 
 
 def thread_group(name: str) -> str:
-    if name == "MainThread":
+    if name.startswith("MainThread"):
         return "event loop"
     if name.startswith("resonate-grpc"):
         return "gRPC handler threads"
@@ -274,6 +274,10 @@ VARIANTS = {
     "threads8": "GrpcServer.HANDLER_THREADS = 8",
     "threads16": "GrpcServer.HANDLER_THREADS = 16",
     "threads128": "GrpcServer.HANDLER_THREADS = 128",
+    # what perf-tail's garbage-collection change would do to gRPC and HTTP: start-up objects frozen out of
+    # the collected generations 2 s after start (section 4 of docs/performance.md)
+    "gcfreeze": "import gc, threading, time\n"
+                "threading.Thread(target=lambda: (time.sleep(2), gc.freeze()), daemon=True).start()",
     "nobdp": "GrpcServer.OPTIONS = GrpcServer.OPTIONS + [('grpc.http2.bdp_probe', 0)]",
     "throughput": "GrpcServer.OPTIONS = GrpcServer.OPTIONS + [('grpc.optimization_target', 'throughput')]",
 }
@@ -495,57 +499,61 @@ def profile(operation: str, out: str, seconds: float, channels: int) -> None:
         server.stop()
 
 
-# inclusive layers of a gRPC call on the event-loop thread; the first pattern found in a stack counts it
+# inclusive layers of a gRPC call; the first pattern found in a stack counts it
 GRPC_LAYERS = [
-    ("idle: waiting in epoll / grpc poller", r"EpollSelector\.select \(selectors\.py|_poll_wrapper"),
-    ("our handler: auth + FromString + fields + decode", r"(run_call \(resonate/api/grpc/server\.py:1[0-2]\d\)$)"
-                                                          r"|decode \(resonate/core/operations|mapping\.py"),
-    ("kernel.submit + wrap_future (hand-off to the writer)",
-     r"(submit \(resonate/core/kernel\.py|wrap_future|_chain_future|submit_async)"),
-    ("asyncio.shield", r"shield \(asyncio"),
+    ("waiting (poll, locks, queues, epoll)", r"(EpollSelector\.select|_poll_wrapper|CompletionQueue\.poll"
+                                             r"|Condition\.wait|Event\.wait|queue\.py|_worker \(concurrent)[^;]*$"),
+    ("core decode (request validation)", r"decode \(resonate/core/(operations|requests)\.py"),
+    ("proto -> fields, result -> proto (mapping.py)", r"resonate/api/grpc/mapping\.py"),
+    ("kernel.submit (queue put, admission)", r"submit \(resonate/core/kernel\.py"),
+    ("waiting for the kernel's answer (Future.result)", r"result \(concurrent/futures/_base\.py"),
+    ("asyncio hand-off (wrap_future, shield)", r"(wrap_future|_chain_future|shield \(asyncio)"),
     ("request log + metrics (observability)", r"(resonate/observability/|prometheus_client)"),
-    ("grpc context calls (trailing metadata, time_remaining, abort)",
-     r"(set_trailing_metadata|time_remaining|_give_up_if_caller_left|abort)"),
     ("our handler's own lines (server.py)", r"resonate/api/grpc/server\.py"),
-    ("grpc.aio server (cython, call handling)", r"(grpc/_cython|grpc/aio|_handle_rpc|_handle_unary|grpc\.aio)"),
+    ("kernel writer: SQL, commit, outcomes", r"resonate/core/(kernel|store|operations)"),
+    ("grpcio Python server (events, RPC state, send status)", r"grpc/_server\.py|grpc/_common|grpc/_cython"),
+    ("grpc.aio server", r"grpc/aio|_handle_rpc|_handle_unary"),
     ("asyncio loop + callbacks", r"asyncio/|selectors\.py"),
+    ("thread pool (submit, worker)", r"concurrent/futures/thread\.py|threading\.py"),
 ]
 
 
-def summarise(path: str, top: int = 25) -> None:
+def summarise(path: str, top: int = 15) -> None:
+    """Samples by thread group, by layer (inclusive, first match wins), and the top own functions."""
     stacks = []
     for line in open(path):
         line = line.rstrip("\n")
         if line:
             stack, _, count = line.rpartition(" ")
             thread, _, frames = stack.partition(";")
-            stacks.append((thread, frames, int(count)))
-    per_thread = collections.Counter()
-    for thread, _, n in stacks:
-        per_thread[thread] += n
-    total = sum(per_thread.values())
-    print(f"{total} GIL-holding samples; per thread:")
-    for thread, n in per_thread.most_common():
-        print(f"  {thread[:60]:<60} {n:>7} ({n / total:.0%})")
-    main = [(f, n) for t, f, n in stacks if "MainThread" in t]
+            name = re.sub(r"^thread \(0?x?[0-9a-f]+\): ?", "", thread)
+            stacks.append((thread_group(re.sub(r"Thread-\d+ \(_serve\)", "_serve", name)), frames, int(count)))
+    total = sum(n for _, _, n in stacks)
+    groups = collections.Counter()
+    for group, _, n in stacks:
+        groups[group] += n
+    print(f"{total} GIL-holding samples (py-spy --gil): by thread group")
+    for group, n in groups.most_common():
+        print(f"  {group:<36} {n:>6} ({n / total:.0%})")
     layers = collections.Counter()
-    for frames, n in main:
+    for _, frames, n in stacks:
         for label, pattern in GRPC_LAYERS:
             if re.search(pattern, frames):
                 layers[label] += n
                 break
         else:
             layers["other"] += n
-    busy = sum(n for label, n in layers.items() if not label.startswith("idle"))
-    print(f"\nevent-loop thread: {busy} busy samples; share by layer (first match wins):")
+    print("\nall threads, share of samples by layer (first match wins):")
     for label, n in layers.most_common():
-        print(f"  {label:<62} {n:>6}  {n / busy if not label.startswith('idle') else 0:>5.1%}")
-    own = collections.Counter()
-    for frames, n in main:
-        own[frames.rsplit(";", 1)[-1]] += n
-    print(f"\ntop {top} event-loop functions by own samples:")
-    for fn, n in own.most_common(top):
-        print(f"  {n:>6}  {fn}")
+        print(f"  {label:<56} {n:>6}  {n / total:>5.1%}")
+    for group in groups:
+        own = collections.Counter()
+        for g, frames, n in stacks:
+            if g == group:
+                own[frames.rsplit(";", 1)[-1]] += n
+        print(f"\n{group}: top {top} functions by own samples")
+        for fn, n in own.most_common(top):
+            print(f"  {n:>6}  {fn}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -156,13 +156,13 @@ def _handler(rpc: Rpc, kernel, drain: _Drain, authenticator=None):
     return handle
 
 
-def generic_handlers(kernel, drain: _Drain, authenticator=None) -> list[grpc.GenericRpcHandler]:
-    """One generic handler per service; request and response stay raw bytes so bad bytes get a clean 40000."""
+def method_handlers(kernel, drain: _Drain, authenticator=None) -> dict[str, dict[str, grpc.RpcMethodHandler]]:
+    """Handlers by service and method; request and response stay raw bytes so bad bytes get a clean 40000."""
     services: dict[str, dict[str, grpc.RpcMethodHandler]] = {}
     for rpc in RPCS:
         services.setdefault(rpc.service, {})[rpc.method] = grpc.unary_unary_rpc_method_handler(
             _handler(rpc, kernel, drain, authenticator))
-    return [grpc.method_handlers_generic_handler(service, methods) for service, methods in services.items()]
+    return services
 
 
 class GrpcServer:
@@ -187,7 +187,10 @@ class GrpcServer:
         host, port = self.cfg.grpc_addr
         pool = ThreadPoolExecutor(self.HANDLER_THREADS, thread_name_prefix="resonate-grpc")
         server = grpc.server(pool, options=self.OPTIONS)
-        server.add_generic_rpc_handlers(generic_handlers(self.kernel, self._drain, self.authenticator))
+        # registered methods are matched by grpc's core, not by a Python scan per call; any other method
+        # finds no handler and is UNIMPLEMENTED
+        for service, methods in method_handlers(self.kernel, self._drain, self.authenticator).items():
+            server.add_registered_method_handlers(service, methods)
         target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
             self.port = server.add_insecure_port(target)
