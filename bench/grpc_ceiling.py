@@ -43,7 +43,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.ceiling_bench import pin_load_generator, pinned, thread_cpu_seconds  # noqa: E402
+from bench.ceiling_bench import SERVER_CORE, pin_load_generator, pinned, thread_cpu_seconds  # noqa: E402
 from bench.common import Row, make_row  # noqa: E402
 from bench.http_bench import FAR, RawHttpConnection  # noqa: E402
 from resonate.api.grpc.pb import promise_pb2, promise_t_pb2  # noqa: E402
@@ -279,6 +279,8 @@ VARIANTS = {
     "gcfreeze": "import gc, threading, time\n"
                 "threading.Thread(target=lambda: (time.sleep(2), gc.freeze()), daemon=True).start()",
     "nobdp": "GrpcServer.OPTIONS = GrpcServer.OPTIONS + [('grpc.http2.bdp_probe', 0)]",
+    "nochannelz": "GrpcServer.OPTIONS = GrpcServer.OPTIONS + [('grpc.enable_channelz', 0)]",
+    "lean": "GrpcServer.OPTIONS = GrpcServer.OPTIONS + [('grpc.enable_channelz', 0), ('grpc.http2.bdp_probe', 0)]",
     "throughput": "GrpcServer.OPTIONS = GrpcServer.OPTIONS + [('grpc.optimization_target', 'throughput')]",
 }
 
@@ -410,6 +412,79 @@ async def timed_cell(transport: str, server, operation: str, clients: int, secon
 
 
 Result = tuple[Row, float, float]
+
+PROTOS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "resonate", "api", "grpc", "protos")
+GHZ_REQUESTS_PER_SECOND = 2000  # requests per ghz cell at 16+ clients, per measured second asked for
+GHZ_MIN_REQUESTS = 1000
+GHZ_CALLS = {"create": "promise.Promises.CreatePromise", "read": "promise.Promises.ReadPromise",
+             "complete": "promise.Promises.ResolvePromise"}
+
+
+class GhzState:
+    """What the ghz cells of one server created: a prefix and a count (ghz numbers its requests)."""
+
+    def __init__(self):
+        self.created: list[tuple[str, int]] = []  # (prefix, count) of each create cell
+        self.completed = 0  # how many of the created ids the complete cells used
+
+
+def ghz_cell(ghz: str, server, operation: str, clients: int, seconds: float, state: GhzState, label: str) -> Result:
+    """One cell driven by ghz (Go) on the load core; its own CPU share is ghz's user+sys over its run."""
+    prefix = f"ghz-{uuid.uuid4().hex[:8]}"
+    cmd = ["taskset", "-c", str(1 - SERVER_CORE), ghz, "--insecure", "--cpus", "1", "--proto", os.path.join(PROTOS, "promise.proto"),
+           "--import-paths", PROTOS, "--call", GHZ_CALLS[operation], "-c", str(clients),
+           "--connections", str(min(clients, DEFAULT_CHANNELS)), "--format", "json"]
+    # a count, not a duration: ghz's -z cancels the calls still in flight at the end (UNAVAILABLE)
+    requests = max(GHZ_MIN_REQUESTS, int(GHZ_REQUESTS_PER_SECOND * seconds)) if clients > 1 else GHZ_MIN_REQUESTS
+    if operation == "create":
+        cmd += ["-n", str(requests), "-d", json.dumps({"id": prefix + "-{{.RequestNumber}}", "timeout": FAR})]
+    elif operation == "read":
+        read_prefix, count = state.created[-1]
+        cmd += ["-n", str(requests),
+                "-d", json.dumps({"id": read_prefix + "-{{randomInt 0 " + str(count) + "}}"})]
+    else:  # complete the ids of the create cells, oldest first, each once: a count, not a duration
+        read_prefix, count = next((p, c) for p, c in state.created if c >= clients)
+        state.created.remove((read_prefix, count))
+        cmd += ["-n", str(count), "-d", json.dumps({"id": read_prefix + "-{{.RequestNumber}}",
+                                                    "value": {"data": "ZG9uZQ=="}})]
+    import resource
+    pid = server.proc.pid
+    children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu0, t0 = process_cpu_seconds(pid), time.perf_counter()
+    ran = subprocess.run(cmd + [f"127.0.0.1:{server.grpc_port}"], capture_output=True, text=True, timeout=600)
+    cpu1, t1 = process_cpu_seconds(pid), time.perf_counter()
+    children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    ghz_cpu = (children1.ru_utime + children1.ru_stime) - (children0.ru_utime + children0.ru_stime)
+    report = json.loads(ran.stdout)
+    if operation == "create":
+        state.created.append((prefix, report["count"]))
+    ok = report["statusCodeDistribution"].get("OK", 0)
+    if ok != report["count"]:
+        raise RuntimeError(f"ghz {operation}: {report['statusCodeDistribution']} {report.get('errorDistribution')}")
+    wall = report["total"] / 1e9
+    lat = {d["percentage"]: d["latency"] / 1e6 for d in report["latencyDistribution"]}
+    row = Row(label, operation, clients, report["count"], wall, lat.get(50, 0.0), lat.get(99, 0.0))
+    # the server's CPU over the ghz process's whole life (start-up included: a few ms) per wall second
+    return row, (cpu1 - cpu0) / (t1 - t0), ghz_cpu / (t1 - t0)
+
+
+def run_ghz(ghz: str, server, ops: list[str], levels: list[int], seconds: float, repeat: int) -> list[Result]:
+    """ghz cells, each followed by the same cell over HTTP (the Python raw client) on the same server."""
+    state = GhzState()
+    http_pool = Pools()
+    results = []
+    for _ in range(repeat):
+        for op in ops:
+            for clients in levels:
+                if op == "complete" and not any(c >= clients for _, c in state.created):
+                    ghz_cell(ghz, server, "create", 64, seconds, state, "fill")
+                results.append(ghz_cell(ghz, server, op, clients, seconds, state, f"{server.label} grpc"))
+                if op == "complete":
+                    while len(http_pool.pending) < COMPLETES_PER_SECOND * seconds:
+                        asyncio.run(timed_cell("http", server, "create", 64, seconds, http_pool, None, "fill"))
+                results.append(asyncio.run(timed_cell("http", server, op, clients, seconds, http_pool, None,
+                                                      f"{server.label} http")))
+    return results
 
 
 async def run_all(servers: list, ops: list[str], levels: list[int], seconds: float, channels: int,
@@ -569,6 +644,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--py-spy", default="grpc-profile.txt")
     parser.add_argument("--threads", action="store_true",
                         help="our server's CPU per request by thread group (gRPC and HTTP at 64 clients)")
+    parser.add_argument("--ghz", metavar="PATH", help="drive our server's gRPC with ghz instead (go install "
+                        "github.com/bojand/ghz/cmd/ghz@latest); gRPC only, the load pinned to core 1")
     parser.add_argument("--summary", metavar="FILE", help="summarise a py-spy raw recording by layer")
     parser.add_argument("--serve-bare-grpc", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--hop", action="store_true",
@@ -591,6 +668,17 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         for _ in range(args.repeat):
             threads_breakdown(args.seconds, args.channels, args.ops.split(","))
+        return
+    if args.ghz:
+        server = our_server(label="ours").start()
+        try:
+            results = run_ghz(args.ghz, server, args.ops.split(","), [int(c) for c in args.clients.split(",")],
+                              args.seconds, args.repeat)
+        finally:
+            server.stop()
+        print_results(results, f"gRPC load from ghz ({args.ghz}, one core), HTTP from the Python raw client, "
+                               f"{args.seconds:g} s per cell; us/req = server CPU per request")
+        print_ratios(results)
         return
     servers = [] if args.no_ours else [our_server(label="ours")]
     for variant in filter(None, args.variants.split(",")):
