@@ -464,8 +464,9 @@ def ghz_cell(ghz: str, server, operation: str, clients: int, seconds: float, sta
     wall = report["total"] / 1e9
     lat = {d["percentage"]: d["latency"] / 1e6 for d in report["latencyDistribution"]}
     row = Row(label, operation, clients, report["count"], wall, lat.get(50, 0.0), lat.get(99, 0.0))
-    # the server's CPU over the ghz process's whole life (start-up included: a few ms) per wall second
-    return row, (cpu1 - cpu0) / (t1 - t0), ghz_cpu / (t1 - t0)
+    # the server's CPU over ghz's whole run (it idles while ghz starts) per second of ghz's measured window,
+    # so that busy / req/s is the server's CPU per request; ghz's own share includes its start-up
+    return row, (cpu1 - cpu0) / wall, ghz_cpu / (t1 - t0)
 
 
 def run_ghz(ghz: str, server, ops: list[str], levels: list[int], seconds: float, repeat: int) -> list[Result]:
