@@ -168,10 +168,11 @@ def method_handlers(kernel, drain: _Drain, authenticator=None) -> dict[str, dict
 class GrpcServer:
     name = "grpc"
 
-    # Handler threads: each call holds one while the kernel runs it, so this bounds the gRPC calls in the
-    # kernel at once (more queue inside grpcio, unbounded as in grpc-go); the kernel batches up to this
-    # many gRPC calls into one commit.
-    HANDLER_THREADS = 64
+    # Handler threads, started on demand: a call holds one from arrival (its message may still be on the
+    # way) until it is answered; more calls queue inside grpcio, unbounded as in grpc-go. Generous, so a
+    # few slow senders cannot hold every thread, and above any concurrency the kernel batches into one
+    # commit; an idle thread costs no CPU.
+    HANDLER_THREADS = 256
     OPTIONS = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES), ("grpc.so_reuseport", 0)]
 
     def __init__(self, kernel, cfg, authenticator=None):
