@@ -212,17 +212,92 @@ def serve_bare_grpc(port: int, hop: bool = False, sync: bool = False) -> None:
     asyncio.run(main())
 
 
+def serve_bare_h2(port: int) -> None:
+    """The bare handlers behind a hand-rolled gRPC unary server on asyncio + the pure-Python `h2` library
+    (pip install h2; not a project dependency): what a gRPC transport of our own could cost, at least."""
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    def promise(pid: str, state: int, completed: bool) -> promise_t_pb2.Promise:
+        now = int(time.time() * 1000)
+        return promise_t_pb2.Promise(id=pid, state=state, param=promise_t_pb2.Value(),
+                                     value=promise_t_pb2.Value(), timeout=FAR, createdOn=now,
+                                     completedOn=now if completed else 0)
+
+    def create(raw: bytes) -> bytes:
+        m = promise_pb2.CreatePromiseRequest.FromString(raw)
+        return promise_pb2.CreatePromiseResponse(promise=promise(m.id, promise_t_pb2.PENDING, False)).SerializeToString()
+
+    def read(raw: bytes) -> bytes:
+        m = promise_pb2.ReadPromiseRequest.FromString(raw)
+        return promise_pb2.ReadPromiseResponse(promise=promise(m.id, promise_t_pb2.PENDING, False)).SerializeToString()
+
+    def resolve(raw: bytes) -> bytes:
+        m = promise_pb2.ResolvePromiseRequest.FromString(raw)
+        return promise_pb2.ResolvePromiseResponse(promise=promise(m.id, promise_t_pb2.RESOLVED, True)
+                                                  ).SerializeToString()
+
+    handlers = {CREATE.encode(): create, READ.encode(): read, RESOLVE.encode(): resolve}
+    config = h2.config.H2Configuration(client_side=False, header_encoding=None)
+    response_headers = [(b":status", b"200"), (b"content-type", b"application/grpc")]
+    ok_trailers = [(b"grpc-status", b"0")]
+
+    class Protocol(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.transport = transport
+            self.conn = h2.connection.H2Connection(config)
+            self.conn.initiate_connection()
+            self.streams: dict[int, list] = {}
+            transport.write(self.conn.data_to_send())
+
+        def data_received(self, data: bytes) -> None:
+            conn = self.conn
+            for event in conn.receive_data(data):
+                if isinstance(event, h2.events.RequestReceived):
+                    path = next(v for k, v in event.headers if k == b":path")
+                    self.streams[event.stream_id] = [path, bytearray()]
+                elif isinstance(event, h2.events.DataReceived):
+                    self.streams[event.stream_id][1] += event.data
+                    conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                elif isinstance(event, h2.events.StreamEnded):
+                    path, body = self.streams.pop(event.stream_id)
+                    reply = handlers[path](bytes(body[5:]))
+                    conn.send_headers(event.stream_id, response_headers)
+                    conn.send_data(event.stream_id, b"\x00" + len(reply).to_bytes(4, "big") + reply)
+                    conn.send_headers(event.stream_id, ok_trailers, end_stream=True)
+                elif isinstance(event, h2.events.StreamReset):
+                    self.streams.pop(event.stream_id, None)
+            out = conn.data_to_send()
+            if out:
+                self.transport.write(out)
+
+    async def main() -> None:
+        import socket
+        loop = asyncio.get_running_loop()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        server = await loop.create_server(Protocol, sock=sock)
+        await server.serve_forever()
+
+    asyncio.run(main())
+
+
 class BareGrpcProcess:
-    def __init__(self, hop: bool = False, sync: bool = False):
+    def __init__(self, hop: bool = False, sync: bool = False, h2: bool = False):
         from tests.infra.ports import free_port
-        self.hop, self.sync = hop, sync
+        self.hop, self.sync, self.h2 = hop, sync, h2
         self.label = ("bare grpc sync" if sync else "bare grpc.aio") + (" + thread hop" if hop else " (no store)")
+        if h2:
+            self.label = "bare h2 asyncio (no store)"
         self.grpc_port = free_port()
         self.url = None  # no HTTP
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> "BareGrpcProcess":
-        self.proc = subprocess.Popen(pinned([sys.executable, os.path.abspath(__file__), "--serve-bare-grpc",
+        self.proc = subprocess.Popen(pinned([sys.executable, os.path.abspath(__file__),
+                                             "--serve-bare-h2" if self.h2 else "--serve-bare-grpc",
                                              str(self.grpc_port), *(["--hop"] if self.hop else []),
                                              *(["--sync"] if self.sync else [])]),
                                      start_new_session=True)
@@ -649,6 +724,9 @@ def main(argv: list[str] | None = None) -> None:
                         "github.com/bojand/ghz/cmd/ghz@latest); gRPC only, the load pinned to core 1")
     parser.add_argument("--summary", metavar="FILE", help="summarise a py-spy raw recording by layer")
     parser.add_argument("--serve-bare-grpc", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-bare-h2", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--h2", action="store_true", help="also the bare gRPC-unary server on asyncio + h2 "
+                        "(pip install h2)")
     parser.add_argument("--hop", action="store_true",
                         help="also a bare server whose calls wait for a no-op on another thread")
     parser.add_argument("--sync", action="store_true", help="also the bare servers on grpcio's sync server")
@@ -656,6 +734,9 @@ def main(argv: list[str] | None = None) -> None:
                         f"(comma-separated, from: {', '.join(VARIANTS)})")
     parser.add_argument("--no-ours", action="store_true", help="only the bare server(s)")
     args = parser.parse_args(argv)
+    if args.serve_bare_h2:
+        serve_bare_h2(args.serve_bare_h2)
+        return
     if args.serve_bare_grpc:
         serve_bare_grpc(args.serve_bare_grpc, args.hop, args.sync)
         return
@@ -690,6 +771,8 @@ def main(argv: list[str] | None = None) -> None:
         servers.append(BareGrpcProcess())
     if args.hop:
         servers.append(BareGrpcProcess(hop=True))
+    if args.h2:
+        servers.append(BareGrpcProcess(h2=True))
     if args.sync:
         servers += [BareGrpcProcess(sync=True)] + ([BareGrpcProcess(hop=True, sync=True)] if args.hop else [])
     started = []
