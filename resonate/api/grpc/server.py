@@ -170,8 +170,8 @@ class GrpcServer:
 
     # Handler threads, started on demand: a call holds one from arrival (its message may still be on the
     # way) until it is answered; more calls queue inside grpcio, unbounded as in grpc-go. Generous, so a
-    # few slow senders cannot hold every thread, and above any concurrency the kernel batches into one
-    # commit; an idle thread costs no CPU.
+    # few slow senders cannot hold every thread and all concurrent calls can share a kernel batch; an
+    # idle thread costs no CPU.
     HANDLER_THREADS = 256
     OPTIONS = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES), ("grpc.so_reuseport", 0)]
 
