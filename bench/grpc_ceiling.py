@@ -132,68 +132,58 @@ def own_cpu_seconds() -> float:
 # --- the bare gRPC server -----------------------------------------------------------------------------
 
 SYNC_POOL_THREADS = 16
+GRPC_PREFIX_BYTES = 5  # a gRPC message on the wire: 1 byte compressed flag, 4 bytes length
+
+
+# the bare servers' three RPCs: path -> (request, response, state of the promise answered, completed)
+BARE_RPCS = {
+    CREATE: (promise_pb2.CreatePromiseRequest, promise_pb2.CreatePromiseResponse, promise_t_pb2.PENDING, False),
+    READ: (promise_pb2.ReadPromiseRequest, promise_pb2.ReadPromiseResponse, promise_t_pb2.PENDING, False),
+    RESOLVE: (promise_pb2.ResolvePromiseRequest, promise_pb2.ResolvePromiseResponse, promise_t_pb2.RESOLVED, True),
+}
+
+
+def bare_reply(path: str, raw: bytes) -> bytes:
+    """What a bare server answers: parse the request, build the promise reply, serialize; no store."""
+    request, response, state, completed = BARE_RPCS[path]
+    m = request.FromString(raw)
+    now = int(time.time() * 1000)
+    return response(promise=promise_t_pb2.Promise(
+        id=m.id, state=state, param=promise_t_pb2.Value(), value=promise_t_pb2.Value(), timeout=FAR,
+        createdOn=now, completedOn=now if completed else 0)).SerializeToString()
 
 
 def serve_bare_grpc(port: int, hop: bool = False, sync: bool = False) -> None:
-    """The same three RPCs, raw bytes in and out as ours, no store: parse, build the reply, serialize.
-    With `hop`, each call also waits for a no-op run on another thread, as ours waits for the writer."""
+    """The same three RPCs, raw bytes in and out as ours, no store, on grpc.aio or (`sync`) grpcio's
+    thread-pool server. With `hop`, each call also waits for a no-op run on another thread, as ours waits
+    for the writer."""
     import concurrent.futures
 
     import grpc
 
     worker = concurrent.futures.ThreadPoolExecutor(1)
 
-    async def handoff() -> None:
-        if hop and not sync:
-            await asyncio.wrap_future(worker.submit(int))
+    def aio_handler(path: str):
+        async def handle(raw: bytes, context) -> bytes:
+            if hop:
+                await asyncio.wrap_future(worker.submit(int))
+            return bare_reply(path, raw)
+        return handle
 
-    def promise(pid: str, state: int, completed: bool) -> promise_t_pb2.Promise:
-        now = int(time.time() * 1000)
-        return promise_t_pb2.Promise(id=pid, state=state, param=promise_t_pb2.Value(),
-                                     value=promise_t_pb2.Value(), timeout=FAR, createdOn=now,
-                                     completedOn=now if completed else 0)
+    def sync_handler(path: str):  # runs on a pool thread and blocks for the hop
+        def handle(raw: bytes, context) -> bytes:
+            if hop:
+                worker.submit(int).result()
+            return bare_reply(path, raw)
+        return handle
 
-    async def create(raw: bytes, context) -> bytes:
-        m = promise_pb2.CreatePromiseRequest.FromString(raw)
-        await handoff()
-        return promise_pb2.CreatePromiseResponse(promise=promise(m.id, promise_t_pb2.PENDING, False)
-                                                 ).SerializeToString()
+    def handlers(make) -> list:
+        return [grpc.method_handlers_generic_handler("promise.Promises", {
+            path.rsplit("/", 1)[1]: grpc.unary_unary_rpc_method_handler(make(path)) for path in BARE_RPCS})]
 
-    async def read(raw: bytes, context) -> bytes:
-        m = promise_pb2.ReadPromiseRequest.FromString(raw)
-        await handoff()
-        return promise_pb2.ReadPromiseResponse(promise=promise(m.id, promise_t_pb2.PENDING, False)
-                                               ).SerializeToString()
-
-    async def resolve(raw: bytes, context) -> bytes:
-        m = promise_pb2.ResolvePromiseRequest.FromString(raw)
-        await handoff()
-        return promise_pb2.ResolvePromiseResponse(promise=promise(m.id, promise_t_pb2.RESOLVED, True)
-                                                  ).SerializeToString()
-
-    if sync:  # grpcio's thread-pool server: the handler runs on a pool thread and blocks for the hop
-        def blocking(handler):
-            def run(raw: bytes, context) -> bytes:
-                coro = handler(raw, context)
-                try:
-                    coro.send(None)
-                except StopIteration as done:
-                    return done.value
-                raise AssertionError("a sync handler cannot await")
-            return run
-
-        def sync_hop(handler):
-            def run(raw: bytes, context) -> bytes:
-                if hop:
-                    worker.submit(int).result()
-                return blocking(handler)(raw, context)
-            return run
-
+    if sync:
         server = grpc.server(concurrent.futures.ThreadPoolExecutor(SYNC_POOL_THREADS))
-        server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("promise.Promises", {
-            "CreatePromise": grpc.unary_unary_rpc_method_handler(sync_hop(create)),
-            "ReadPromise": grpc.unary_unary_rpc_method_handler(sync_hop(read)),
-            "ResolvePromise": grpc.unary_unary_rpc_method_handler(sync_hop(resolve))})])
+        server.add_generic_rpc_handlers(handlers(sync_handler))
         server.add_insecure_port(f"127.0.0.1:{port}")
         server.start()
         server.wait_for_termination()
@@ -201,10 +191,7 @@ def serve_bare_grpc(port: int, hop: bool = False, sync: bool = False) -> None:
 
     async def main() -> None:
         server = grpc.aio.server()
-        server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("promise.Promises", {
-            "CreatePromise": grpc.unary_unary_rpc_method_handler(create),
-            "ReadPromise": grpc.unary_unary_rpc_method_handler(read),
-            "ResolvePromise": grpc.unary_unary_rpc_method_handler(resolve)})])
+        server.add_generic_rpc_handlers(handlers(aio_handler))
         server.add_insecure_port(f"127.0.0.1:{port}")
         await server.start()
         await server.wait_for_termination()
@@ -213,32 +200,14 @@ def serve_bare_grpc(port: int, hop: bool = False, sync: bool = False) -> None:
 
 
 def serve_bare_h2(port: int) -> None:
-    """The bare handlers behind a hand-rolled gRPC unary server on asyncio + the pure-Python `h2` library
+    """The bare RPCs behind a hand-rolled gRPC unary server on asyncio + the pure-Python `h2` library
     (pip install h2; not a project dependency): what a gRPC transport of our own could cost, at least."""
+    import socket
+
     import h2.config
     import h2.connection
     import h2.events
 
-    def promise(pid: str, state: int, completed: bool) -> promise_t_pb2.Promise:
-        now = int(time.time() * 1000)
-        return promise_t_pb2.Promise(id=pid, state=state, param=promise_t_pb2.Value(),
-                                     value=promise_t_pb2.Value(), timeout=FAR, createdOn=now,
-                                     completedOn=now if completed else 0)
-
-    def create(raw: bytes) -> bytes:
-        m = promise_pb2.CreatePromiseRequest.FromString(raw)
-        return promise_pb2.CreatePromiseResponse(promise=promise(m.id, promise_t_pb2.PENDING, False)).SerializeToString()
-
-    def read(raw: bytes) -> bytes:
-        m = promise_pb2.ReadPromiseRequest.FromString(raw)
-        return promise_pb2.ReadPromiseResponse(promise=promise(m.id, promise_t_pb2.PENDING, False)).SerializeToString()
-
-    def resolve(raw: bytes) -> bytes:
-        m = promise_pb2.ResolvePromiseRequest.FromString(raw)
-        return promise_pb2.ResolvePromiseResponse(promise=promise(m.id, promise_t_pb2.RESOLVED, True)
-                                                  ).SerializeToString()
-
-    handlers = {CREATE.encode(): create, READ.encode(): read, RESOLVE.encode(): resolve}
     config = h2.config.H2Configuration(client_side=False, header_encoding=None)
     response_headers = [(b":status", b"200"), (b"content-type", b"application/grpc")]
     ok_trailers = [(b"grpc-status", b"0")]
@@ -256,13 +225,13 @@ def serve_bare_h2(port: int) -> None:
             for event in conn.receive_data(data):
                 if isinstance(event, h2.events.RequestReceived):
                     path = next(v for k, v in event.headers if k == b":path")
-                    self.streams[event.stream_id] = [path, bytearray()]
+                    self.streams[event.stream_id] = [path.decode(), bytearray()]
                 elif isinstance(event, h2.events.DataReceived):
                     self.streams[event.stream_id][1] += event.data
                     conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
                 elif isinstance(event, h2.events.StreamEnded):
                     path, body = self.streams.pop(event.stream_id)
-                    reply = handlers[path](bytes(body[5:]))
+                    reply = bare_reply(path, bytes(body[GRPC_PREFIX_BYTES:]))
                     conn.send_headers(event.stream_id, response_headers)
                     conn.send_data(event.stream_id, b"\x00" + len(reply).to_bytes(4, "big") + reply)
                     conn.send_headers(event.stream_id, ok_trailers, end_stream=True)
@@ -273,12 +242,10 @@ def serve_bare_h2(port: int) -> None:
                 self.transport.write(out)
 
     async def main() -> None:
-        import socket
-        loop = asyncio.get_running_loop()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", port))
-        server = await loop.create_server(Protocol, sock=sock)
+        server = await asyncio.get_running_loop().create_server(Protocol, sock=sock)
         await server.serve_forever()
 
     asyncio.run(main())
