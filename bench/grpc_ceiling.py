@@ -105,7 +105,7 @@ def threads_breakdown(seconds: float, channels: int, ops: list[str]) -> None:
             pools = {"grpc": Pools(), "http": Pools()}
             for op in ops:
                 for transport in ("grpc", "http"):
-                    if op == "complete":
+                    if op == "complete" or not pools[transport].ids:  # something to complete or read
                         await timed_cell(transport, server, "create", 64, seconds * 2, pools[transport], grpc_load,
                                          "fill")
                     before = cpu_by_thread_group(server.proc.pid, names_file)
@@ -552,6 +552,9 @@ async def run_all(servers: list, ops: list[str], levels: list[int], seconds: flo
             for clients in levels:
                 for s in servers:
                     for transport in (("grpc", "http") if s.url else ("grpc",)):
+                        if op == "read" and not pools[(s.label, transport)].ids:  # something to read
+                            await timed_cell(transport, s, "create", 64, 1.0, pools[(s.label, transport)],
+                                             loads[s.label], "fill")
                         label = f"{s.label} {transport}"
                         results.append(await timed_cell(transport, s, op, clients, seconds,
                                                         pools[(s.label, transport)], loads[s.label], label))
