@@ -1,16 +1,23 @@
-"""gRPC transport: the 20 unary RPCs of the reference's protos, served by `grpc.aio` on the app's loop.
+"""gRPC transport: the 20 unary RPCs of the reference's protos, served by grpcio's server on a thread pool.
 
 Every RPC goes through one generic handler driven by the table in `mapping.py`: parse the request
 bytes, turn the message into canonical fields, let the core decode and run them, and write the
 result back. Errors carry a gRPC status mapped from the core's 5-digit code, a message naming the
 cause, and the 5-digit code itself in the trailing metadata key `resonate-code` (sent on success
 too, so clients can tell 200 from 201 where the response message cannot).
+
+Why threads and not `grpc.aio` on the app's loop: per call, grpc.aio costs about twice the CPU of
+grpcio's thread-pool server (bench/grpc_ceiling.py, docs/performance.md section 9), and a handler
+thread simply blocks on the kernel's future, where a coroutine needs a hand-off back to the loop.
+A handler thread that waits on the kernel holds no GIL.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -48,17 +55,10 @@ def error_message(error: ApiError) -> str:
     return "; ".join(details) if details else STATUS_TEXT.get(error.code, STATUS_TEXT[INTERNAL_ERROR])
 
 
-def _give_up_if_caller_left(context: grpc.aio.ServicerContext) -> None:
-    """The operation has run; if the caller's deadline already passed, nobody waits for the answer, and
-    sending it would only make grpcio log a failed batch."""
-    remaining = context.time_remaining()
-    if remaining is not None and remaining <= 0:
-        raise asyncio.CancelledError()
-
-
 class _Drain:
-    """Counts calls in flight; once draining, new calls are refused with 50300 (as the reference does
-    while it shuts down), so a client sees a clean UNAVAILABLE instead of a cancelled call."""
+    """Counts calls in flight (from the handler threads); once draining, new calls are refused with 50300
+    (as the reference does while it shuts down), so a client sees a clean UNAVAILABLE instead of a
+    cancelled call."""
 
     QUIET_S = 0.2  # no new call for this long: whatever the clients had queued has been answered
 
@@ -66,15 +66,18 @@ class _Drain:
         self.draining = False
         self.inflight = 0
         self.last_arrival = 0.0
+        self._lock = threading.Lock()
 
     def enter(self) -> None:
         self.last_arrival = time.monotonic()
         if self.draining:
             raise server_error(SHUTTING_DOWN)
-        self.inflight += 1
+        with self._lock:
+            self.inflight += 1
 
     def leave(self) -> None:
-        self.inflight -= 1
+        with self._lock:
+            self.inflight -= 1
 
     async def settle(self, deadline: float) -> bool:
         """Wait until nothing runs and no call arrived for QUIET_S (True), or until the deadline (False)."""
@@ -86,98 +89,117 @@ class _Drain:
         return False
 
 
-def _authorization(context: grpc.aio.ServicerContext) -> str | None:
+def _authorization(context: grpc.ServicerContext) -> str | None:
     for key, value in context.invocation_metadata() or ():
         if key == "authorization":
             return value if isinstance(value, str) else value.decode("latin-1")
     return None
 
 
+def _abort(context: grpc.ServicerContext, error: ApiError):
+    context.set_trailing_metadata(((CODE_TRAILER, str(error.code)),))
+    context.abort(grpc_status(error.code), error_message(error))  # raises: grpcio sends the status
+
+
 def _handler(rpc: Rpc, kernel, drain: _Drain, authenticator=None):
-    async def handle(raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    """The behaviour of one RPC, run on a handler thread. The kernel's future is waited on, never
+    cancelled: a client that cancels or times out does not cancel the operation, which runs to
+    completion as in the reference; grpcio drops the answer of a call whose client has left."""
+    operation = rpc.operation
+    parse = rpc.request.FromString
+    fields_of = rpc.fields
+    reply_of = rpc.reply
+    not_a_message = f"the request is not a valid {rpc.request.DESCRIPTOR.full_name} message"
+
+    def handle(raw: bytes, context: grpc.ServicerContext) -> bytes:
         try:
             drain.enter()
         except ApiError as e:
-            await context.abort(grpc_status(e.code), error_message(e), trailing_metadata=((CODE_TRAILER, str(e.code)),))
+            _abort(context, e)
         started = time.perf_counter()
-        outcome = {"code": 50000, "request_id": None}
+        code = INTERNAL_ERROR
+        request_id = None
         try:
-            with metrics.InFlight("grpc", rpc.operation):
-                return await run_call(raw, context, outcome)
+            with metrics.InFlight("grpc", operation):
+                try:
+                    authorization = _authorization(context) if authenticator is not None else None
+                    if authenticator is not None and not authenticator.check_basic(authorization):
+                        raise server_error(40100, "invalid basic auth credentials")
+                    try:
+                        message = parse(raw)
+                    except DecodeError:
+                        raise invalid(not_a_message) from None
+                    request_id = getattr(message, "requestId", None) or None
+                    request = decode(operation, fields_of(message))
+                    if authenticator is not None:
+                        denied = authenticator.check_jwt(authorization, request)
+                        if denied is not None:
+                            raise denied
+                    result = kernel.submit(request).result()
+                    reply = reply_of(result).SerializeToString()
+                except ApiError as e:
+                    error = e
+                except Exception as e:  # a bug, not an input: answer cleanly and keep serving
+                    log.exception("%s failed", rpc.path)
+                    error = server_error(INTERNAL_ERROR, f"{type(e).__name__}: {e}")
+                else:
+                    code = result.code
+                    context.set_trailing_metadata(((CODE_TRAILER, str(code)),))
+                    return reply
+                code = error.code
+                _abort(context, error)
         finally:
             drain.leave()
-            finished("grpc", rpc.operation, outcome["code"], time.perf_counter() - started, outcome["request_id"],
-                     status=grpc_status(outcome["code"]).value[0] if outcome["code"] >= 40000 else 0)
-
-    async def run_call(raw: bytes, context: grpc.aio.ServicerContext, outcome: dict) -> bytes:
-        try:
-            authorization = _authorization(context) if authenticator is not None else None
-            if authenticator is not None and not authenticator.check_basic(authorization):
-                raise server_error(40100, "invalid basic auth credentials")
-            try:
-                message = rpc.request.FromString(raw)
-            except DecodeError:
-                raise invalid(f"the request is not a valid {rpc.request.DESCRIPTOR.full_name} message") from None
-            outcome["request_id"] = getattr(message, "requestId", None) or None
-            request = decode(rpc.operation, rpc.fields(message))
-            if authenticator is not None:
-                denied = authenticator.check_jwt(authorization, request)
-                if denied is not None:
-                    raise denied
-            # shielded: a client that cancels or times out does not cancel the operation, which runs to
-            # completion as in the reference, and the kernel's future is never cancelled under it
-            result = await asyncio.shield(kernel.submit_async(request))
-            reply = rpc.reply(result).SerializeToString()
-        except ApiError as e:
-            error = e
-        except Exception as e:  # a bug, not an input: answer cleanly and keep serving
-            log.exception("%s failed", rpc.path)
-            error = server_error(INTERNAL_ERROR, f"{type(e).__name__}: {e}")
-        else:
-            outcome["code"] = result.code
-            _give_up_if_caller_left(context)
-            context.set_trailing_metadata(((CODE_TRAILER, str(result.code)),))
-            return reply
-        outcome["code"] = error.code
-        _give_up_if_caller_left(context)
-        await context.abort(grpc_status(error.code), error_message(error),
-                            trailing_metadata=((CODE_TRAILER, str(error.code)),))
+            finished("grpc", operation, code, time.perf_counter() - started, request_id,
+                     status=grpc_status(code).value[0] if code >= 40000 else 0)
 
     return handle
 
 
-def generic_handlers(kernel, drain: _Drain, authenticator=None) -> list[grpc.GenericRpcHandler]:
-    """One generic handler per service; request and response stay raw bytes so bad bytes get a clean 40000."""
+def method_handlers(kernel, drain: _Drain, authenticator=None) -> dict[str, dict[str, grpc.RpcMethodHandler]]:
+    """Handlers by service and method; request and response stay raw bytes so bad bytes get a clean 40000."""
     services: dict[str, dict[str, grpc.RpcMethodHandler]] = {}
     for rpc in RPCS:
         services.setdefault(rpc.service, {})[rpc.method] = grpc.unary_unary_rpc_method_handler(
             _handler(rpc, kernel, drain, authenticator))
-    return [grpc.method_handlers_generic_handler(service, methods) for service, methods in services.items()]
+    return services
 
 
 class GrpcServer:
     name = "grpc"
+
+    # Handler threads, started on demand: a call holds one from arrival (its message may still be on the
+    # way) until it is answered; more calls queue inside grpcio, unbounded as in grpc-go. Generous, so a
+    # few slow senders cannot hold every thread and all concurrent calls can share a kernel batch; an
+    # idle thread costs no CPU.
+    HANDLER_THREADS = 256
+    OPTIONS = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES), ("grpc.so_reuseport", 0)]
 
     def __init__(self, kernel, cfg, authenticator=None):
         self.kernel = kernel
         self.cfg = cfg
         self.authenticator = authenticator if authenticator is not None and authenticator.enabled else None
         self.port: int | None = None  # the bound port (useful when cfg asks for port 0)
-        self._server: grpc.aio.Server | None = None
+        self._server: grpc.Server | None = None
+        self._pool: ThreadPoolExecutor | None = None
         self._drain = _Drain()
 
     async def start(self) -> None:
         host, port = self.cfg.grpc_addr
-        server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                                          ("grpc.so_reuseport", 0)])
-        server.add_generic_rpc_handlers(generic_handlers(self.kernel, self._drain, self.authenticator))
+        pool = ThreadPoolExecutor(self.HANDLER_THREADS, thread_name_prefix="resonate-grpc")
+        server = grpc.server(pool, options=self.OPTIONS)
+        # registered methods are matched by grpc's core, not by a Python scan per call; any other method
+        # finds no handler and is UNIMPLEMENTED
+        for service, methods in method_handlers(self.kernel, self._drain, self.authenticator).items():
+            server.add_registered_method_handlers(service, methods)
         target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
             self.port = server.add_insecure_port(target)
         except RuntimeError as e:
+            pool.shutdown(wait=False)
             raise SystemExit(f"resonate: could not listen for gRPC on {target}: {e}") from None
-        await server.start()
-        self._server = server
+        server.start()
+        self._server, self._pool = server, pool
         log.info("gRPC listening on %s", target)
 
     @property
@@ -199,5 +221,8 @@ class GrpcServer:
         if not await self._drain.settle(deadline):
             log.warning("gRPC: %d calls still running after the %.1fs grace; cancelling them",
                         self._drain.inflight, grace)
-        await self._server.stop(grace=max(0.0, deadline - time.monotonic()))
-        self._server = None
+        stopped = self._server.stop(grace=max(0.0, deadline - time.monotonic()))
+        await asyncio.to_thread(stopped.wait)  # never block the loop, which other transports still use
+        # a handler still waiting on the kernel finishes when the kernel stops (it answers 50300 then)
+        self._pool.shutdown(wait=False)
+        self._server, self._pool = None, None
