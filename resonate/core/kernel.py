@@ -202,12 +202,20 @@ class Kernel:
             return None
         now = self.clock()
         try:
-            ctx = Context(tx=self.store.reader(), now=now, config=self.config, outbox=[])
+            reader = self.store.reader()
+        except StoreError:  # no read connection could be opened: the writer answers
+            return None
+        if reader is None:  # every read connection is in use
+            return None
+        try:
+            ctx = Context(tx=reader, now=now, config=self.config, outbox=[])
             outcome: tuple[bool, Any] = (True, EXECUTORS[type(request)](ctx, request))
         except ApiError as e:
             outcome = (False, e)
         except StoreError:  # a write needed (NeedsWriter), or the read could not start: the writer answers
             return None
+        finally:
+            self.store.release_reader(reader)
         # checked after the read: every commit it saw had booked the deadlines it wrote before committing
         due_work = self.due_work
         if due_work and self.deadlines.due(now, due_work):

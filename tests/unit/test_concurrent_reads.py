@@ -212,3 +212,37 @@ def test_a_batch_books_its_deadlines_before_committing_so_reads_meanwhile_stay_b
     finally:
         monkeypatch.undo()
         kernel.stop()
+
+
+def test_read_connections_are_pooled_and_bounded(tmp_path):
+    """Many reading threads (gRPC handlers) share at most READERS_MAX connections; a read finding none
+    free is answered by the writer, with the same answer."""
+    from resonate.core.store.sqlite import READERS_MAX
+
+    store = SqliteStore(str(tmp_path / "k.db"))
+    kernel = make_kernel(store)
+    try:
+        assert call(kernel, "promises.create", id="p", timeout=FAR).code == 20100
+        held = [store.reader() for _ in range(READERS_MAX)]
+        assert all(tx is not None for tx in held) and store.reader() is None
+        batches = kernel.batches
+        assert call(kernel, "promises.read", id="p").body.id == "p"
+        assert kernel.batches == batches + 1  # answered by the writer
+        for tx in held:
+            store.release_reader(tx)
+
+        answers: list[str] = []
+
+        def read_many():
+            for _ in range(20):
+                answers.append(call(kernel, "promises.read", id="p").body.id)
+
+        threads = [threading.Thread(target=read_many) for _ in range(3 * READERS_MAX)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert answers == ["p"] * (20 * 3 * READERS_MAX)
+        assert len(store._readers) == READERS_MAX  # reused, never more
+    finally:
+        kernel.stop()

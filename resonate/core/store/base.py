@@ -84,8 +84,11 @@ class Store(ABC):
     savepoint_each_request = True
 
     def reader(self) -> Any:
-        """The calling thread's read-only transaction object (an SqlTx whose writes raise NeedsWriter);
-        each statement sees the latest commit."""
+        """A read-only transaction object (an SqlTx whose writes raise NeedsWriter) for the caller's use
+        until `release_reader`, or None when none is free; each statement sees the latest commit."""
+        raise NotImplementedError
+
+    def release_reader(self, tx: Any) -> None:
         raise NotImplementedError
 
     def writers(self) -> int:

@@ -63,6 +63,7 @@ class SqliteReadTx(SqliteTx):
 CHECKPOINT_INTERVAL_S = 0.5
 WAL_CAP_FRAMES = 8192  # pages (32 MiB at 4 KiB): past this the log is restarted (RESTART checkpoint)
 JOURNAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024  # a restarted WAL file larger than this is truncated to it
+READERS_MAX = 8  # read connections beside the writer; more concurrent reads than this take the writer queue
 
 
 class WalCheckpointer:
@@ -130,8 +131,8 @@ class SqliteStore(Store):
         self._shared: sqlite3.Connection | None = None
         self._lock = threading.Lock()
         self.checkpointer: WalCheckpointer | None = None  # started with the first writer connection
-        self._local = threading.local()  # this thread's read connection (`reader`)
-        self._readers: list[sqlite3.Connection] = []
+        self._readers: list[sqlite3.Connection] = []  # every read connection opened (`reader`)
+        self._free_readers: list[SqliteReadTx] = []  # those not in use
 
     def _open(self) -> sqlite3.Connection:
         if self._memory:
@@ -174,9 +175,17 @@ class SqliteStore(Store):
         # WAL lets readers run beside the writer; an in-memory database has one shared connection
         return not self._memory
 
-    def reader(self) -> SqliteReadTx:
-        tx = getattr(self._local, "tx", None)
-        if tx is None:
+    def reader(self) -> SqliteReadTx | None:
+        """A free read connection's transaction object, or None when READERS_MAX are all in use (the read
+        then goes to the writer). Pooled, not one per thread: a server with hundreds of handler threads
+        (gRPC) keeps a few connections, file descriptors and page caches, not hundreds."""
+        try:
+            return self._free_readers.pop()  # atomic: two threads never get the same one
+        except IndexError:
+            pass
+        with self._lock:
+            if len(self._readers) >= READERS_MAX:
+                return None
             # no busy wait (timeout 0): a read that cannot start at once goes to the writer instead of
             # holding its caller's thread (often an event loop)
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=0)
@@ -185,10 +194,11 @@ class SqliteStore(Store):
             except sqlite3.Error as e:
                 conn.close()
                 raise store_error(e) from e
-            with self._lock:
-                self._readers.append(conn)
-            tx = self._local.tx = SqliteReadTx(conn.cursor())
-        return tx
+            self._readers.append(conn)
+        return SqliteReadTx(conn.cursor())
+
+    def release_reader(self, tx: SqliteReadTx) -> None:
+        self._free_readers.append(tx)
 
     def connect(self) -> Connection:
         conn = self._open()
@@ -204,9 +214,9 @@ class SqliteStore(Store):
     def close(self) -> None:
         with self._lock:
             readers, self._readers = self._readers, []
+            self._free_readers = []
         for conn in readers:
             conn.close()
-        self._local = threading.local()
         if self.checkpointer is not None:  # the last connection to close checkpoints what is left
             self.checkpointer.close()
             self.checkpointer = None
