@@ -201,6 +201,7 @@ class Kernel:
         if seq & 1 or not self._accepting or self._pending >= self.queue_limit or self._waiting:
             return None
         now = self.clock()
+        started = time.perf_counter()
         try:
             ctx = Context(tx=self.store.reader(), now=now, config=self.config, outbox=[])
             outcome: tuple[bool, Any] = (True, EXECUTORS[type(request)](ctx, request))
@@ -214,6 +215,7 @@ class Kernel:
             return None
         if self._commit_seq != seq:
             return None
+        metrics.store_read(time.perf_counter() - started)  # one store submission, as a batch is
         return outcome
 
     def _enqueue(self, item: _Item, wait: bool) -> ApiError | None:
