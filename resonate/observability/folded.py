@@ -9,12 +9,16 @@ scrape folds everything first) and when the deque holds more than `FOLD_AT` even
 recorded the one too many, so memory stays bounded. An event is `(fold, *args)`: folding calls
 `fold(event)`. The families are exposed with prometheus_client's own metric families and
 `floatToGoString`, so /metrics reads byte for byte as prometheus_client's Counter/Histogram/Gauge would.
+
+Steps of one (a counter's `inc()`, a gauge's `inc()`/`dec()`) need no event at all: they are `next()` on an
+`itertools.count`, one C call that is atomic in CPython, read back (without consuming it) when collected.
 """
 from __future__ import annotations
 
 import threading
 from bisect import bisect_left
 from collections import deque
+from itertools import count
 from typing import Any, Callable, Sequence
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -45,19 +49,36 @@ def fold_if_full() -> None:
         fold()
 
 
+def steps(counter: count) -> int:
+    """How many times `next` was called on `counter` (an `itertools.count()` from 0), without a call."""
+    return int(repr(counter)[6:-1])  # "count(N)"
+
+
 class CounterSeries:
-    __slots__ = ("value", "fold")
+    __slots__ = ("value", "ones", "fold")
 
     def __init__(self):
-        self.value = 0.0
+        self.value = 0.0  # folded amounts
+        self.ones = count()  # increments by one: `next(series.ones)`, no event
         self.fold = self._fold  # bound once: an event carries it
 
     def _fold(self, event) -> None:
         self.value += event[1]
 
+    def total(self) -> float:
+        return self.value + steps(self.ones)
+
 
 class GaugeSeries(CounterSeries):
-    __slots__ = ()
+    __slots__ = ("down",)
+
+    def __init__(self):
+        super().__init__()
+        self.down = count()  # decrements by one
+
+    def total(self) -> float:
+        down = steps(self.down)  # read first: every step down follows its step up
+        return self.value + steps(self.ones) - down
 
 
 class HistogramSeries:
@@ -80,17 +101,22 @@ class HistogramSeries:
 class _Child:
     """One series' recording handle, as prometheus_client's label children are used."""
 
-    __slots__ = ("series", "_fold")
+    __slots__ = ("series", "_fold", "_up", "_down")
 
     def __init__(self, series):
         self.series = series
         self._fold = series.fold
+        self._up = getattr(series, "ones", None)
+        self._down = getattr(series, "down", None)
 
 
 class CounterChild(_Child):
     __slots__ = ()
 
     def inc(self, amount: float = 1) -> None:
+        if amount == 1:
+            next(self._up)
+            return
         if amount < 0:
             raise ValueError("Counters can only be incremented by non-negative amounts.")
         record((self._fold, amount))
@@ -102,11 +128,17 @@ class GaugeChild(_Child):
     __slots__ = ()
 
     def inc(self, amount: float = 1) -> None:
+        if amount == 1:
+            next(self._up)
+            return
         record((self._fold, amount))
         if pending_count() > FOLD_AT:
             fold()
 
     def dec(self, amount: float = 1) -> None:
+        if amount == 1:
+            next(self._down)
+            return
         record((self._fold, -amount))
         if pending_count() > FOLD_AT:
             fold()
@@ -190,7 +222,7 @@ class Counter(_Family):
         return CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
 
     def add_to(self, family, values, series) -> None:
-        family.add_metric(values, series.value)
+        family.add_metric(values, series.total())
 
 
 class Gauge(_Family):
@@ -211,7 +243,7 @@ class Gauge(_Family):
         return GaugeMetricFamily(self.name, self.documentation, labels=self.labelnames)
 
     def add_to(self, family, values, series) -> None:
-        family.add_metric(values, series.value)
+        family.add_metric(values, series.total())
 
 
 class Histogram(_Family):

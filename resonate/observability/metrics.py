@@ -9,6 +9,7 @@ prometheus_client's own Counter/Histogram/Gauge. Gauges that are `set` stay prom
 """
 from __future__ import annotations
 
+from bisect import bisect_left
 from typing import Any, Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Gauge, ProcessCollector, disable_created_metrics, start_http_server
@@ -105,18 +106,27 @@ def serve(host: str, port: int):
 
 # -- recording: transports (each call appends events; `folded.fold` applies them under its lock)
 
+# Counter series are bound on the recording thread at first use, as prometheus_client's are, so /metrics
+# lists them in the same order; histogram series are bound when their first event is folded (events are
+# folded in the order they were recorded, so that order is the same too).
+_api_requests_ones: dict[tuple[str, str, int], Any] = {}  # (protocol, operation, code) -> step counter
+
+
 def api_request(protocol: str, operation: str, code: int, seconds: float) -> None:
     if not _enabled:
         return
-    record((_fold_api_request, protocol, operation, code, seconds))
+    ones = _api_requests_ones.get((protocol, operation, code))
+    if ones is None:
+        ones = _api_requests_ones[protocol, operation, code] = api_requests_total.labels(
+            REQUEST_TYPES.get(operation, operation), protocol, code).series.ones
+    next(ones)
+    record((_fold_api_request, protocol, operation, seconds))
     fold_if_full()
 
 
 def _fold_api_request(event) -> None:
-    _, protocol, operation, code, seconds = event
-    kind = REQUEST_TYPES.get(operation, operation)
-    api_requests_total.series((kind, protocol, str(code))).value += 1
-    api_duration_seconds.series((kind, protocol)).add(seconds)
+    _, protocol, operation, seconds = event
+    api_duration_seconds.series((REQUEST_TYPES.get(operation, operation), protocol)).add(seconds)
 
 
 _in_flight_by_operation: dict[tuple[str, str], Any] = {}  # (operation, protocol) -> its gauge child
@@ -160,8 +170,8 @@ class RouteMetrics:
         self.kind = REQUEST_TYPES.get(operation, operation)
         self.protocol, self.method, self.path = protocol, method, path
         self._in_flight = self._duration = self._http_duration = None
-        self._by_code: dict[int, Any] = {}  # series, touched only while folding
-        self._by_status: dict[int, Any] = {}
+        self._by_code: dict[int, Any] = {}  # code -> its api_requests_total series' step counter
+        self._by_status: dict[int, Any] = {}  # status -> its http_requests_total series' step counter
         self._fold = self._fold_done
 
     def in_flight(self):
@@ -177,39 +187,47 @@ class RouteMetrics:
     def done(self, code: int, status: int, seconds: float) -> None:
         if not _enabled:
             return
-        record((self._fold, code, status, seconds))
+        ones = self._by_code.get(code)
+        if ones is None:
+            ones = self._by_code[code] = api_requests_total.labels(self.kind, self.protocol, code).series.ones
+        next(ones)
+        if self.method is not None:
+            ones = self._by_status.get(status)
+            if ones is None:
+                ones = self._by_status[status] = http_requests_total.labels(self.method, self.path, status).series.ones
+            next(ones)
+        record((self._fold, seconds))
         fold_if_full()
 
     def _fold_done(self, event) -> None:
-        _, code, status, seconds = event
-        series = self._by_code.get(code)
-        if series is None:
-            series = self._by_code[code] = api_requests_total.series((self.kind, self.protocol, str(code)))
-        series.value += 1
-        if self._duration is None:
-            self._duration = api_duration_seconds.series((self.kind, self.protocol))
-        self._duration.add(seconds)
+        """The request's duration into api_duration_seconds (and http_requests_duration_seconds: the same
+        bounds, so one bucket search)."""
+        seconds = event[1]
+        duration = self._duration
+        if duration is None:
+            duration = self._duration = api_duration_seconds.series((self.kind, self.protocol))
+        bucket = bisect_left(duration.bounds, seconds)
+        duration.counts[bucket] += 1
+        duration.sum += seconds
         if self.method is None:
             return
-        series = self._by_status.get(status)
-        if series is None:
-            series = self._by_status[status] = http_requests_total.series((self.method, self.path, str(status)))
-        series.value += 1
-        if self._http_duration is None:
-            self._http_duration = http_requests_duration_seconds.series((self.method, self.path))
-        self._http_duration.add(seconds)
+        duration = self._http_duration
+        if duration is None:
+            duration = self._http_duration = http_requests_duration_seconds.series((self.method, self.path))
+        duration.counts[bucket] += 1
+        duration.sum += seconds
 
 
 def http_request(method: str, path: str, status: int, seconds: float) -> None:
     if not _enabled:
         return
-    record((_fold_http_request, method, path, status, seconds))
+    http_requests_total.labels(method, path, status).inc()
+    record((_fold_http_request, method, path, seconds))
     fold_if_full()
 
 
 def _fold_http_request(event) -> None:
-    _, method, path, status, seconds = event
-    http_requests_total.series((method, path, str(status))).value += 1
+    _, method, path, seconds = event
     http_requests_duration_seconds.series((method, path)).add(seconds)
 
 
@@ -227,30 +245,35 @@ def kernel_batch(outcomes: Iterable[tuple[Any, bool, Any]], size: int, seconds: 
         count = _STATE_CHANGES.get(type(request).__name__)
         if count is not None:
             count(add, request, succeeded, value)
-    record((_fold_kernel_batch, size, seconds, ok, changes))
+    aio_submissions_total.labels("store", "success" if ok else "failure").inc()
+    record((_fold_kernel_batch, size, seconds, changes))
     fold_if_full()
 
 
 def _fold_kernel_batch(event) -> None:
-    _, size, seconds, ok, changes = event
+    _, size, seconds, changes = event
     kernel_batch_size.series(()).add(size)
     kernel_commit_duration_seconds.series(()).add(seconds)
-    aio_submissions_total.series(("store", "success" if ok else "failure")).value += 1
     aio_duration_seconds.series(("store",)).add(seconds)
     for family, labels, amount in changes:
         family.series(labels).value += amount
+
+
+_store_reads: list = []  # aio_submissions_total{store,success}'s step counter, bound on first use
 
 
 def store_read(seconds: float) -> None:
     """A read answered beside the writer (`Kernel._read_now`): one store submission, as a batch is."""
     if not _enabled:
         return
+    if not _store_reads:
+        _store_reads.append(aio_submissions_total.labels("store", "success").series.ones)
+    next(_store_reads[0])
     record((_fold_store_read, seconds))
     fold_if_full()
 
 
 def _fold_store_read(event) -> None:
-    aio_submissions_total.series(("store", "success")).value += 1
     aio_duration_seconds.series(("store",)).add(event[1])
 
 
@@ -344,15 +367,14 @@ def send(plugin: str, ok: bool, seconds: float) -> None:
     """One delivery attempt through a sender plugin (the reference's `sender:<plugin>` submissions)."""
     if not _enabled:
         return
-    record((_fold_send, plugin, ok, seconds))
+    aio_submissions_total.labels("sender", "success").inc()
+    aio_submissions_total.labels(f"sender:{plugin}", "success" if ok else "failure").inc()
+    record((_fold_send, seconds))
     fold_if_full()
 
 
 def _fold_send(event) -> None:
-    _, plugin, ok, seconds = event
-    aio_submissions_total.series(("sender", "success")).value += 1
-    aio_submissions_total.series((f"sender:{plugin}", "success" if ok else "failure")).value += 1
-    aio_duration_seconds.series(("sender",)).add(seconds)
+    aio_duration_seconds.series(("sender",)).add(event[1])
 
 
 # -- gauges read when scraped
