@@ -260,6 +260,7 @@ def _fold_kernel_batch(event) -> None:
 
 
 _store_reads: list = []  # aio_submissions_total{store,success}'s step counter, bound on first use
+_store_read_durations: list = []  # aio_duration_seconds{store}'s series, bound by the first fold
 
 
 def store_read(seconds: float) -> None:
@@ -274,7 +275,9 @@ def store_read(seconds: float) -> None:
 
 
 def _fold_store_read(event) -> None:
-    aio_duration_seconds.series(("store",)).add(event[1])
+    if not _store_read_durations:
+        _store_read_durations.append(aio_duration_seconds.series(("store",)))
+    _store_read_durations[0].add(event[1])
 
 
 def _code(value) -> int:
