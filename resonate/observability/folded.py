@@ -24,9 +24,10 @@ from typing import Any, Callable, Sequence
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.utils import INF, floatToGoString
 
-# pending events beyond which the recording thread folds them: under 1 MB of small tuples, and a fold
-# of ~1 ms (0.2-0.3 us per event) on the thread that hits it, so no request waits long behind one
-FOLD_AT = 1 << 12
+# pending events beyond which the recording thread folds them. Small: events folded while still in the
+# CPU cache and before a young garbage collection promotes them cost measurably less in the server (4096
+# pending cost ~5 us more per request than 64, docs/performance.md section 12); a fold is ~20 us.
+FOLD_AT = 64
 
 _pending: deque = deque()
 record: Callable[[tuple], None] = _pending.append
