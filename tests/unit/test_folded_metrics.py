@@ -76,7 +76,9 @@ def test_a_labelled_series_is_absent_until_first_used():
     registry = CollectorRegistry()
     counter = folded.Counter("events", "events", ["kind"], registry=registry)
     histogram = folded.Histogram("event_seconds", "event durations", ["kind"], buckets=BUCKETS, registry=registry)
-    assert b"events_total{" not in generate_latest(registry) and b"event_seconds_count{" not in generate_latest(registry)
+    scraped = generate_latest(registry)
+    assert b"# TYPE events_total counter" in scraped
+    assert b"events_total{" not in scraped and b"event_seconds_count{" not in scraped
     counter.labels("a").inc(2)
     histogram.labels("a").observe(0.3)
     scraped = generate_latest(registry)
@@ -119,7 +121,8 @@ def test_counts_are_exact_from_many_threads_folding_as_they_go(monkeypatch):
     assert get("shared_hits_total") == threads * per_thread
     assert get("hit_seconds_count") == threads * per_thread
     thirds = threads * sum(1 for i in range(per_thread) if i % 3 == 0)
-    assert get("hit_seconds_bucket", {"le": "0.5"}) == thirds + threads * sum(1 for i in range(per_thread) if i % 3 == 1)
+    halves = threads * sum(1 for i in range(per_thread) if i % 3 == 1)
+    assert get("hit_seconds_bucket", {"le": "0.5"}) == thirds + halves
     assert get("hit_seconds_bucket", {"le": "1.0"}) == threads * per_thread
     assert get("hit_seconds_sum") == threads * sum(i % 3 * 0.5 for i in range(per_thread))
     assert get("hits_in_flight") == 0
