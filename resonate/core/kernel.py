@@ -201,6 +201,7 @@ class Kernel:
         if seq & 1 or not self._accepting or self._pending >= self.queue_limit or self._waiting:
             return None
         now = self.clock()
+        started = time.perf_counter()
         try:
             reader = self.store.reader()
         except StoreError:  # no read connection could be opened: the writer answers
@@ -222,6 +223,7 @@ class Kernel:
             return None
         if self._commit_seq != seq:
             return None
+        metrics.store_read(time.perf_counter() - started)  # one store submission, as a batch is
         return outcome
 
     def _enqueue(self, item: _Item, wait: bool) -> ApiError | None:

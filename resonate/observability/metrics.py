@@ -2,14 +2,20 @@
 counterpart) plus ours for what the reference cannot show (kernel batches, background passes, Kafka).
 
 Every recording function is a no-op until `enable()` (the composition root calls it when
---metrics-addr is set), so a server without metrics pays one boolean test per call.
+--metrics-addr is set), so a server without metrics pays one boolean test per call. The counters,
+histograms and in-flight gauges recorded per request are `folded`'s: recording appends one event to a
+deque, folded into the series when scraped (or when many are pending), with /metrics output identical to
+prometheus_client's own Counter/Histogram/Gauge. Gauges that are `set` stay prometheus_client's.
 """
 from __future__ import annotations
 
+from bisect import bisect_left
 from typing import Any, Callable, Iterable
 
-from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector,
-                               disable_created_metrics, start_http_server)
+from prometheus_client import CollectorRegistry, Gauge, ProcessCollector, disable_created_metrics, start_http_server
+
+from . import folded
+from .folded import Counter, Histogram, fold_if_full, record
 
 disable_created_metrics()  # the reference exposes no *_created series
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -31,8 +37,8 @@ REQUEST_TYPES = {
 # -- the reference's families
 api_requests_total = Counter("api_requests", "total number of api requests", ["type", "protocol", "status"],
                              registry=REGISTRY)
-api_requests_in_flight = Gauge("api_requests_in_flight", "number of in flight api requests", ["type", "protocol"],
-                               registry=REGISTRY)
+api_requests_in_flight = folded.Gauge("api_requests_in_flight", "number of in flight api requests",
+                                      ["type", "protocol"], registry=REGISTRY)
 api_duration_seconds = Histogram("api_duration_seconds", "duration of api requests in seconds", ["type", "protocol"],
                                  buckets=GO_BUCKETS, registry=REGISTRY)
 http_requests_total = Counter("http_requests", "count of http requests", ["method", "path", "status"],
@@ -74,7 +80,7 @@ kafka_records_dead_lettered_total = Counter("resonate_kafka_records_dead_lettere
 kafka_records_deduplicated_total = Counter("resonate_kafka_records_deduplicated",
                                            "redelivered requests answered from the stored reply", ["topic"],
                                            registry=REGISTRY)
-kafka_in_flight = Gauge("resonate_kafka_in_flight", "Kafka requests being processed", registry=REGISTRY)
+kafka_in_flight = folded.Gauge("resonate_kafka_in_flight", "Kafka requests being processed", registry=REGISTRY)
 kafka_lag = Gauge("resonate_kafka_lag", "records not yet consumed, per partition", ["topic", "partition"],
                   registry=REGISTRY)
 
@@ -98,14 +104,32 @@ def serve(host: str, port: int):
     return start_http_server(port, addr=host, registry=REGISTRY)
 
 
-# -- recording: transports
+# -- recording: transports (each call appends events; `folded.fold` applies them under its lock)
+
+# Counter series are bound on the recording thread at first use, as prometheus_client's are, so /metrics
+# lists them in the same order; histogram series are bound when their first event is folded (events are
+# folded in the order they were recorded, so that order is the same too).
+_api_requests_ones: dict[tuple[str, str, int], Any] = {}  # (protocol, operation, code) -> step counter
+
 
 def api_request(protocol: str, operation: str, code: int, seconds: float) -> None:
     if not _enabled:
         return
-    kind = REQUEST_TYPES.get(operation, operation)
-    api_requests_total.labels(kind, protocol, str(code)).inc()
-    api_duration_seconds.labels(kind, protocol).observe(seconds)
+    ones = _api_requests_ones.get((protocol, operation, code))
+    if ones is None:
+        ones = _api_requests_ones[protocol, operation, code] = api_requests_total.labels(
+            REQUEST_TYPES.get(operation, operation), protocol, code).series.ones
+    next(ones)
+    record((_fold_api_request, protocol, operation, seconds))
+    fold_if_full()
+
+
+def _fold_api_request(event) -> None:
+    _, protocol, operation, seconds = event
+    api_duration_seconds.series((REQUEST_TYPES.get(operation, operation), protocol)).add(seconds)
+
+
+_in_flight_by_operation: dict[tuple[str, str], Any] = {}  # (operation, protocol) -> its gauge child
 
 
 class InFlight:
@@ -114,8 +138,14 @@ class InFlight:
     __slots__ = ("gauge",)
 
     def __init__(self, protocol: str, operation: str):
-        self.gauge = api_requests_in_flight.labels(REQUEST_TYPES.get(operation, operation), protocol) \
-            if _enabled else None
+        if _enabled:
+            gauge = _in_flight_by_operation.get((operation, protocol))
+            if gauge is None:
+                gauge = _in_flight_by_operation[operation, protocol] = api_requests_in_flight.labels(
+                    REQUEST_TYPES.get(operation, operation), protocol)
+            self.gauge = gauge
+        else:
+            self.gauge = None
 
     def __enter__(self):
         if self.gauge is not None:
@@ -129,18 +159,20 @@ class InFlight:
 
 
 class RouteMetrics:
-    """One route's series, as InFlight + api_request (+ http_request when `method` is given) record them,
-    with the label children bound once: on first use, so series never used stay absent from /metrics."""
+    """One route's series, as InFlight + api_request (+ http_request when `method` is given) record them:
+    one event per answered request, folded into series bound on first use, so series never used stay
+    absent from /metrics."""
 
     __slots__ = ("kind", "protocol", "method", "path", "_in_flight", "_duration", "_http_duration",
-                 "_by_code", "_by_status")
+                 "_by_code", "_by_status", "_fold")
 
     def __init__(self, protocol: str, operation: str, method: str | None = None, path: str | None = None):
         self.kind = REQUEST_TYPES.get(operation, operation)
         self.protocol, self.method, self.path = protocol, method, path
         self._in_flight = self._duration = self._http_duration = None
-        self._by_code: dict[int, Any] = {}
-        self._by_status: dict[int, Any] = {}
+        self._by_code: dict[int, Any] = {}  # code -> its api_requests_total series' step counter
+        self._by_status: dict[int, Any] = {}  # status -> its http_requests_total series' step counter
+        self._fold = self._fold_done
 
     def in_flight(self):
         """The in-flight gauge child, incremented; None when metrics are off."""
@@ -155,46 +187,97 @@ class RouteMetrics:
     def done(self, code: int, status: int, seconds: float) -> None:
         if not _enabled:
             return
-        counter = self._by_code.get(code)
-        if counter is None:
-            counter = self._by_code[code] = api_requests_total.labels(self.kind, self.protocol, str(code))
-        counter.inc()
-        if self._duration is None:
-            self._duration = api_duration_seconds.labels(self.kind, self.protocol)
-        self._duration.observe(seconds)
+        ones = self._by_code.get(code)
+        if ones is None:
+            ones = self._by_code[code] = api_requests_total.labels(self.kind, self.protocol, code).series.ones
+        next(ones)
+        if self.method is not None:
+            ones = self._by_status.get(status)
+            if ones is None:
+                ones = self._by_status[status] = http_requests_total.labels(self.method, self.path, status).series.ones
+            next(ones)
+        record((self._fold, seconds))
+        fold_if_full()
+
+    def _fold_done(self, event) -> None:
+        """The request's duration into api_duration_seconds (and http_requests_duration_seconds: the same
+        bounds, so one bucket search)."""
+        seconds = event[1]
+        duration = self._duration
+        if duration is None:
+            duration = self._duration = api_duration_seconds.series((self.kind, self.protocol))
+        bucket = bisect_left(duration.bounds, seconds)
+        duration.counts[bucket] += 1
+        duration.sum += seconds
         if self.method is None:
             return
-        counter = self._by_status.get(status)
-        if counter is None:
-            counter = self._by_status[status] = http_requests_total.labels(self.method, self.path, str(status))
-        counter.inc()
-        if self._http_duration is None:
-            self._http_duration = http_requests_duration_seconds.labels(self.method, self.path)
-        self._http_duration.observe(seconds)
+        duration = self._http_duration
+        if duration is None:
+            duration = self._http_duration = http_requests_duration_seconds.series((self.method, self.path))
+        duration.counts[bucket] += 1
+        duration.sum += seconds
 
 
 def http_request(method: str, path: str, status: int, seconds: float) -> None:
     if not _enabled:
         return
-    http_requests_total.labels(method, path, str(status)).inc()
-    http_requests_duration_seconds.labels(method, path).observe(seconds)
+    http_requests_total.labels(method, path, status).inc()
+    record((_fold_http_request, method, path, seconds))
+    fold_if_full()
+
+
+def _fold_http_request(event) -> None:
+    _, method, path, seconds = event
+    http_requests_duration_seconds.series((method, path)).add(seconds)
 
 
 # -- recording: kernel
 
 def kernel_batch(outcomes: Iterable[tuple[Any, bool, Any]], size: int, seconds: float, ok: bool = True) -> None:
     """One committed (or failed) transaction: its size and duration, the store submission, and the state
-    changes its requests made (promises_total, tasks_total, schedules_total, background passes)."""
+    changes its requests made (promises_total, tasks_total, schedules_total, background passes). The
+    changes are read here, so the event holds label tuples, never the requests or their answers."""
     if not _enabled:
         return
-    kernel_batch_size.observe(size)
-    kernel_commit_duration_seconds.observe(seconds)
-    aio_submissions_total.labels("store", "success" if ok else "failure").inc()
-    aio_duration_seconds.labels("store").observe(seconds)
+    changes: list[tuple] = []
+    add = changes.append
     for request, succeeded, value in outcomes:
-        counter = _STATE_CHANGES.get(type(request).__name__)
-        if counter is not None:
-            counter(request, succeeded, value)
+        count = _STATE_CHANGES.get(type(request).__name__)
+        if count is not None:
+            count(add, request, succeeded, value)
+    aio_submissions_total.labels("store", "success" if ok else "failure").inc()
+    record((_fold_kernel_batch, size, seconds, changes))
+    fold_if_full()
+
+
+def _fold_kernel_batch(event) -> None:
+    _, size, seconds, changes = event
+    kernel_batch_size.series(()).add(size)
+    kernel_commit_duration_seconds.series(()).add(seconds)
+    aio_duration_seconds.series(("store",)).add(seconds)
+    for family, labels, amount in changes:
+        family.series(labels).value += amount
+
+
+_store_reads: list = []  # aio_submissions_total{store,success}'s step counter, bound on first use
+_store_read_durations: list = []  # aio_duration_seconds{store}'s series, bound by the first fold
+
+
+def store_read(seconds: float) -> None:
+    """A read answered beside the writer (`Kernel._read_now`): one store submission, as a batch is."""
+    if not _enabled:
+        return
+    if not _store_reads:
+        _store_reads.append(aio_submissions_total.labels("store", "success").series.ones)
+    next(_store_reads[0])
+    record((_fold_store_read, seconds))
+    fold_if_full()
+
+
+def _fold_store_read(event) -> None:
+    if not _store_read_durations:
+        _store_read_durations.append(aio_duration_seconds.series(("store",)))
+    _store_read_durations[0].add(event[1])
 
 
 def _code(value) -> int:
@@ -209,52 +292,58 @@ def _body_state(value) -> str | None:
     return state.lower() if isinstance(state, str) else None
 
 
+# a state change: (family, label values, amount), folded into that series
+_PROMISE_CREATED = (promises_total, ("created",), 1)
+_TASK_CREATED = (tasks_total, ("created",), 1)
+
+
 def _created(counter: Counter):
-    def count(request, ok, value):
+    change = (counter, ("created",), 1)
+
+    def count(add, request, ok, value):
         if ok and _code(value) == 20100:
-            counter.labels("created").inc()
+            add(change)
     return count
 
 
-def _promise_created(request, ok, value):
+def _promise_and_task_created(add, request, ok, value):
     if ok and _code(value) == 20100:
-        promises_total.labels("created").inc()
+        add(_PROMISE_CREATED)
+        add(_TASK_CREATED)
 
 
-def _promise_and_task_created(request, ok, value):
+def _promise_completed(add, request, ok, value):
     if ok and _code(value) == 20100:
-        promises_total.labels("created").inc()
-        tasks_total.labels("created").inc()
-
-
-def _promise_completed(request, ok, value):
-    if ok and _code(value) == 20100:
-        promises_total.labels(_body_state(value) or request.state.lower()).inc()
+        add((promises_total, (_body_state(value) or request.state.lower(),), 1))
 
 
 def _task_state(state: str):
-    def count(request, ok, value):
+    change = (tasks_total, (state,), 1)
+
+    def count(add, request, ok, value):
         if ok and _code(value) in (20000, 20100):
-            tasks_total.labels(state).inc()
+            add(change)
     return count
 
 
-def _schedule_deleted(request, ok, value):
+def _schedule_deleted(add, request, ok, value):
     if ok:
-        schedules_total.labels("deleted").inc()
+        add((schedules_total, ("deleted",), 1))
 
 
-def _background(name: str, on_success: Callable[[int], None] | None = None):
-    def count(request, ok, value):
-        background_passes_total.labels(name, "success" if ok else "failure").inc()
+def _background(name: str, on_success: Callable[[int], tuple] | None = None):
+    succeeded, failed = (background_passes_total, (name, "success"), 1), (background_passes_total, (name, "failure"), 1)
+
+    def count(add, request, ok, value):
+        add(succeeded if ok else failed)
         done = getattr(value, "body", 0) if ok else 0
         if on_success is not None and isinstance(done, int) and done > 0:
-            on_success(done)
+            add(on_success(done))
     return count
 
 
 _STATE_CHANGES: dict[str, Callable] = {
-    "CreatePromise": _promise_created,
+    "CreatePromise": _created(promises_total),
     "CreatePromiseAndTask": _promise_and_task_created,
     "CompletePromise": _promise_completed,
     "CreateSchedule": _created(schedules_total),
@@ -262,7 +351,7 @@ _STATE_CHANGES: dict[str, Callable] = {
     "ClaimTask": _task_state("claimed"),
     "CompleteTask": _task_state("completed"),
     "DropTask": _task_state("dropped"),
-    "TimeoutPromises": _background("TimeoutPromises", lambda n: promises_total.labels("timedout").inc(n)),
+    "TimeoutPromises": _background("TimeoutPromises", lambda n: (promises_total, ("timedout",), n)),
     "SchedulePromises": _background("SchedulePromises"),  # its count includes skipped schedules
     "TimeoutLocks": _background("TimeoutLocks"),
     "EnqueueTasks": _background("EnqueueTasks"),
@@ -283,7 +372,12 @@ def send(plugin: str, ok: bool, seconds: float) -> None:
         return
     aio_submissions_total.labels("sender", "success").inc()
     aio_submissions_total.labels(f"sender:{plugin}", "success" if ok else "failure").inc()
-    aio_duration_seconds.labels("sender").observe(seconds)
+    record((_fold_send, seconds))
+    fold_if_full()
+
+
+def _fold_send(event) -> None:
+    aio_duration_seconds.series(("sender",)).add(event[1])
 
 
 # -- gauges read when scraped
