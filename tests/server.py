@@ -6,14 +6,28 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
 
 from tests.infra.ports import free_port
+from tests.infra.wait import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_for_ping(url: str, proc: subprocess.Popen, timeout: float = 30) -> None:
+    """Returns once the server at `url` answers /ping; fails at once if `proc` exits first, and raises
+    TimeoutError (an AssertionError) after `timeout` seconds."""
+    def answering() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            return httpx.get(f"{url}/ping", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(answering, f"{url} to answer /ping", timeout)
 
 
 class ServerProcess:
@@ -62,18 +76,14 @@ class ServerProcess:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.command(), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                if httpx.get(f"{self.url}/ping", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        self.kill()
-        raise RuntimeError(f"server did not answer /ping within {timeout}s:\n{self.log_tail()}")
+        try:
+            wait_for_ping(self.url, self.proc, timeout)
+        except RuntimeError as e:
+            raise RuntimeError(f"{e}:\n{self.log_tail()}") from None
+        except AssertionError:
+            self.kill()
+            raise RuntimeError(f"server did not answer /ping within {timeout}s:\n{self.log_tail()}") from None
+        return self
 
     def log_tail(self, lines: int = 60) -> str:
         try:

@@ -10,15 +10,16 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.infra.wait import wait_until
 from tests.server import ServerProcess
 
 README = Path("/work/shared/reference/kafka-api-README.md")
 LOCAL_README = Path(__file__).resolve().parents[1] / "data" / "kafka-api-README.md"  # a copy of the reference README
+KCAT_POLL_S = 0.3  # each look at the replies runs kcat over the whole topic
 REPLY_FORMAT = "Partition: %p, Offset: %o\\n%s\\n---\\n"  # the README's kcat consumer format
 
 
@@ -59,14 +60,14 @@ def kcat_replies(kcat: str, bootstrap: str) -> list[tuple[int, dict]]:
 
 
 def wait_replies(kcat: str, bootstrap: str, correlation_ids: set[str], timeout: float = 60) -> dict[str, dict]:
-    deadline = time.monotonic() + timeout
-    while True:
-        by_id = {r["correlationId"]: r for _, r in kcat_replies(kcat, bootstrap)}
-        if correlation_ids <= set(by_id):
-            return by_id
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no reply for {sorted(correlation_ids - set(by_id))} within {timeout}s")
-        time.sleep(0.3)
+    by_id: dict[str, dict] = {}
+
+    def all_replied() -> bool:
+        by_id.update((r["correlationId"], r) for _, r in kcat_replies(kcat, bootstrap))
+        return correlation_ids <= set(by_id)
+
+    wait_until(all_replied, f"replies to {sorted(correlation_ids)}", timeout, interval=KCAT_POLL_S)
+    return by_id
 
 
 def test_the_readme_has_its_examples():
@@ -121,10 +122,13 @@ def test_the_readme_walkthrough_verbatim(production_kafka_broker, kcat):
                          Path(server.log_path).read_text()), server.log_tail()
         # the fragments: dead-lettered, one hint in the log
         dead: list[str] = []
-        deadline = time.monotonic() + 60
-        while len(dead) < 3 * len(pretty) and time.monotonic() < deadline:
-            dead = subprocess.run([kcat, "-C", "-b", bootstrap, "-t", "resonate.dlq", "-o", "beginning", "-e", "-q"],
-                                  capture_output=True, text=True, timeout=60).stdout.splitlines()
+
+        def all_dead_lettered() -> bool:
+            dead[:] = subprocess.run([kcat, "-C", "-b", bootstrap, "-t", "resonate.dlq", "-o", "beginning", "-e",
+                                      "-q"], capture_output=True, text=True, timeout=60).stdout.splitlines()
+            return len(dead) >= 3 * len(pretty)
+
+        wait_until(all_dead_lettered, "every fragment dead-lettered by the three servers", 60, interval=KCAT_POLL_S)
         # not JSON, so no target: each of the three servers (three groups) dead-letters every fragment
         assert sorted(dead) == sorted(pretty * 3), dead
         log = Path(server.log_path).read_text()

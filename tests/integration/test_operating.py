@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from resonate.api.grpc.pb import promise_pb2, promise_pb2_grpc
 from tests.infra.ports import free_port, port_is_open
 from tests.scenarios.kafka_runner import KafkaRunner
-from tests.server import ROOT, ServerProcess
+from tests.server import ROOT, ServerProcess, wait_for_ping
 from tests.infra.wait import wait_until
 
 FUTURE = 10**15
@@ -41,17 +41,11 @@ class PlainServer:
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen([sys.executable, "-m", "resonate.cli", "serve", *args], cwd=cwd,
                                          env=environment, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log.read_text()
-            try:
-                if httpx.get(f"{self.url}/ping", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise AssertionError(f"server did not start:\n{self.log.read_text()}")
+        try:
+            wait_for_ping(self.url, self.proc)
+        except (AssertionError, RuntimeError) as e:
+            self.stop()
+            raise AssertionError(f"server did not start ({e}):\n{self.log.read_text()}") from None
 
     @property
     def url(self) -> str:
