@@ -35,8 +35,8 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import Row, make_row, median, print_table  # noqa: E402
-from bench.http_bench import FAR, RawHttpConnection  # noqa: E402
+from bench.common import Row, make_row, median, print_table, run_for  # noqa: E402
+from bench.http_bench import FAR, RawHttpConnection, promise_operation  # noqa: E402
 
 SERVER_CORE = 0  # server pinned here; the load generator takes the other core
 CELLS = [("create", 1), ("create", 16), ("create", 64), ("read", 16), ("read", 64), ("complete", 16), ("complete", 64)]
@@ -125,18 +125,8 @@ class BareProcess:
 
 
 def wait_ready(url: str, proc: subprocess.Popen) -> None:
-    import httpx
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            if httpx.get(f"{url}/ping", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{url} did not answer /ping within {READY_TIMEOUT_S}s")
+    from tests.server import wait_for_ping
+    wait_for_ping(url, proc, READY_TIMEOUT_S)
 
 
 # Our AsgiServer binds with socket.create_server, whose sockets have proto 0, so asyncio does not set
@@ -202,44 +192,13 @@ async def timed_cell(url: str, operation: str, clients: int, seconds: float, ids
     `pending`, reads cycle over `ids`, completes consume `pending` (the cell ends early if it runs out)."""
     host, port = url.split("//", 1)[1].rsplit(":", 1)
     conns = [await RawHttpConnection.open(host, int(port)) for _ in range(clients)]
-    prefix = f"ceiling-{uuid.uuid4().hex[:8]}"
-    counter = iter(range(10**9))
+    one = promise_operation(conns, operation, ids, pending, f"ceiling-{uuid.uuid4().hex[:8]}")
     latencies: list[float] = []
-
-    async def one(conn: RawHttpConnection) -> bool:
-        i = next(counter)
-        if operation == "create":
-            pid = f"{prefix}-{i}"
-            status = await conn.request("POST", "/promises", json.dumps({"id": pid, "timeout": FAR}).encode())
-            assert status == 201, status
-            ids.append(pid)
-            pending.append(pid)
-        elif operation == "read":
-            status = await conn.request("GET", f"/promises/{ids[i % len(ids)]}", b"")
-            assert status == 200, status
-        else:
-            if not pending:
-                return False
-            status = await conn.request("PATCH", f"/promises/{pending.pop()}", b'{"state":"RESOLVED"}')
-            assert status == 201, status
-        return True
-
-    async def worker(conn: RawHttpConnection, until: float, record: bool):
-        while time.perf_counter() < until:
-            start = time.perf_counter()
-            if not await one(conn):
-                return
-            if record:
-                latencies.append((time.perf_counter() - start) * 1000)
-
     if operation != "complete":  # completes have no spare promises to warm up on
-        warm_until = time.perf_counter() + WARMUP_S
-        await asyncio.gather(*(worker(c, warm_until, False) for c in conns))
+        await run_for(clients, one, WARMUP_S)
     if probe is not None:  # e.g. the server's CPU counters, right around the measured window
         snapshots.append(probe())
-    start = time.perf_counter()
-    await asyncio.gather(*(worker(c, start + seconds, True) for c in conns))
-    elapsed = time.perf_counter() - start
+    elapsed = await run_for(clients, one, seconds, latencies)
     if probe is not None:
         snapshots.append(probe())
     for c in conns:

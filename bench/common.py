@@ -46,6 +46,26 @@ async def run_concurrently(call: Callable[[int], Awaitable[None]], total: int, c
     return time.perf_counter() - start, latencies
 
 
+async def run_for(workers: int, one: Callable[[int], Awaitable[bool]], seconds: float,
+                  latencies: list[float] | None = None) -> float:
+    """Each of `workers` calls `one(worker)` again and again until `seconds` have passed or a call returns
+    False (nothing left to do); each call's milliseconds go to `latencies` when given. Returns the
+    elapsed seconds."""
+    start = time.perf_counter()
+    until = start + seconds
+
+    async def worker(index: int) -> None:
+        while time.perf_counter() < until:
+            began = time.perf_counter()
+            if not await one(index):
+                return
+            if latencies is not None:
+                latencies.append((time.perf_counter() - began) * 1000)
+
+    await asyncio.gather(*(worker(w) for w in range(workers)))
+    return time.perf_counter() - start
+
+
 def make_row(transport: str, operation: str, concurrency: int, seconds: float, latencies: list[float]) -> Row:
     return Row(transport, operation, concurrency, len(latencies), seconds, percentile(latencies, 0.5),
                percentile(latencies, 0.99))

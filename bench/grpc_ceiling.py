@@ -44,8 +44,8 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.ceiling_bench import SERVER_CORE, pin_load_generator, pinned, thread_cpu_seconds  # noqa: E402
-from bench.common import Row, make_row  # noqa: E402
-from bench.http_bench import FAR, RawHttpConnection  # noqa: E402
+from bench.common import Row, make_row, run_for  # noqa: E402
+from bench.http_bench import FAR, RawHttpConnection, promise_operation  # noqa: E402
 from resonate.api.grpc.pb import promise_pb2, promise_t_pb2  # noqa: E402
 
 WARMUP_S = 0.5
@@ -396,56 +396,37 @@ async def timed_cell(transport: str, server, operation: str, clients: int, secon
                      grpc_load: GrpcLoad | None, label: str) -> tuple[Row, float, float]:
     """(row, server CPU seconds per wall second, load generator CPU seconds per wall second)."""
     prefix = f"gc-{uuid.uuid4().hex[:8]}"
-    counter = iter(range(10**9))
     latencies: list[float] = []
     conns: list = []
     if transport == "http":
         host, port = server.url.split("//", 1)[1].rsplit(":", 1)
         conns = [await RawHttpConnection.open(host, int(port)) for _ in range(clients)]
+        one = promise_operation(conns, operation, pools.ids, pools.pending, prefix)
+    else:
+        counter = iter(range(10**9))
 
-    async def one(worker_index: int) -> bool:
-        i = next(counter)
-        if operation == "create":
-            pid = f"{prefix}-{i}"
-        elif operation == "read":
-            pid = pools.ids[i % len(pools.ids)]
-        else:
-            if not pools.pending:
-                return False
-            pid = pools.pending.pop()
-        if transport == "grpc":
+        async def one(worker_index: int) -> bool:
+            i = next(counter)
+            if operation == "create":
+                pid = f"{prefix}-{i}"
+            elif operation == "read":
+                pid = pools.ids[i % len(pools.ids)]
+            else:
+                if not pools.pending:
+                    return False
+                pid = pools.pending.pop()
             call = grpc_load.calls[PATH_BY_OPERATION[operation]][worker_index % len(grpc_load.channels)]
             await call(grpc_request(operation, pid), timeout=30)
-        else:
-            conn = conns[worker_index]
             if operation == "create":
-                status = await conn.request("POST", "/promises", json.dumps({"id": pid, "timeout": FAR}).encode())
-                assert status == 201, status
-            elif operation == "read":
-                status = await conn.request("GET", f"/promises/{pid}", b"")
-                assert status == 200, status
-            else:
-                status = await conn.request("PATCH", f"/promises/{pid}", b'{"state":"RESOLVED"}')
-                assert status == 201, status
-        if operation == "create":
-            pools.ids.append(pid)
-            pools.pending.append(pid)
-        return True
-
-    async def worker(index: int, until: float, record: bool):
-        while time.perf_counter() < until:
-            start = time.perf_counter()
-            if not await one(index):
-                return
-            if record:
-                latencies.append((time.perf_counter() - start) * 1000)
+                pools.ids.append(pid)
+                pools.pending.append(pid)
+            return True
 
     if operation != "complete":  # completes have no spare promises to warm up on
-        warm_until = time.perf_counter() + WARMUP_S
-        await asyncio.gather(*(worker(w, warm_until, False) for w in range(clients)))
+        await run_for(clients, one, WARMUP_S)
     pid = server.proc.pid
     cpu0, own0, t0 = process_cpu_seconds(pid), own_cpu_seconds(), time.perf_counter()
-    await asyncio.gather(*(worker(w, t0 + seconds, True) for w in range(clients)))
+    await run_for(clients, one, seconds, latencies)
     cpu1, own1, t1 = process_cpu_seconds(pid), own_cpu_seconds(), time.perf_counter()
     for c in conns:
         c.close()

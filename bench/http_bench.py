@@ -8,7 +8,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -45,6 +44,35 @@ class RawHttpConnection:
 
     def close(self):
         self.writer.close()
+
+
+def promise_operation(conns: list[RawHttpConnection], operation: str, ids: list[str], pending: list[str],
+                      prefix: str, read_stride: int = 1):
+    """One call of a timed cell (bench.common.run_for) over connection `worker`: a create appends its id to
+    `ids` and `pending`, a read picks from `ids` (`read_stride` spreads consecutive reads over them), a
+    complete takes from `pending` and returns False once it is empty."""
+    counter = iter(range(10**9))
+
+    async def one(worker: int) -> bool:
+        conn = conns[worker]
+        i = next(counter)
+        if operation == "create":
+            pid = f"{prefix}-{i}"
+            status = await conn.request("POST", "/promises", json.dumps({"id": pid, "timeout": FAR}).encode())
+            assert status == 201, status
+            ids.append(pid)
+            pending.append(pid)
+        elif operation == "read":
+            status = await conn.request("GET", f"/promises/{ids[(i * read_stride) % len(ids)]}", b"")
+            assert status == 200, status
+        else:
+            if not pending:
+                return False
+            status = await conn.request("PATCH", f"/promises/{pending.pop()}", b'{"state":"RESOLVED"}')
+            assert status == 201, status
+        return True
+
+    return one
 
 
 async def http_rows(base_url: str | list[str], levels: list[int], n: int, label: str = "http") -> list[Row]:

@@ -45,8 +45,8 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.ceiling_bench import pin_load_generator, pinned  # noqa: E402
-from bench.common import percentile  # noqa: E402
-from bench.http_bench import FAR, RawHttpConnection  # noqa: E402
+from bench.common import percentile, run_for  # noqa: E402
+from bench.http_bench import FAR, RawHttpConnection, promise_operation  # noqa: E402
 
 SIZES = (0, 100_000, 1_000_000)
 CELLS = [("read", 1), ("create", 1), ("complete", 1), ("read", 64), ("create", 64), ("complete", 64)]
@@ -269,42 +269,12 @@ async def run_cell(url: str, operation: str, clients: int, seconds: float, read_
                    pending: list[str]) -> Cell:
     host, port = url.split("//", 1)[1].rsplit(":", 1)
     conns = [await RawHttpConnection.open(host, int(port)) for _ in range(clients)]
-    prefix = f"tail-{uuid.uuid4().hex[:8]}"
-    counter = iter(range(10**9))
+    # reads stride over the ids (seeded ones first) so consecutive reads do not hit neighbouring rows
+    one = promise_operation(conns, operation, read_ids, pending, f"tail-{uuid.uuid4().hex[:8]}", read_stride=7919)
     latencies: list[float] = []
-
-    async def one(conn) -> bool:
-        i = next(counter)
-        if operation == "create":
-            pid = f"{prefix}-{i}"
-            status = await conn.request("POST", "/promises", json.dumps({"id": pid, "timeout": FAR}).encode())
-            assert status == 201, status
-            pending.append(pid)
-            read_ids.append(pid)
-        elif operation == "read":
-            status = await conn.request("GET", f"/promises/{read_ids[(i * 7919) % len(read_ids)]}", b"")
-            assert status == 200, status
-        else:
-            if not pending:
-                return False
-            status = await conn.request("PATCH", f"/promises/{pending.pop()}", b'{"state":"RESOLVED"}')
-            assert status == 201, status
-        return True
-
-    async def worker(conn, until: float, record: bool):
-        while time.perf_counter() < until:
-            start = time.perf_counter()
-            if not await one(conn):
-                return
-            if record:
-                latencies.append((time.perf_counter() - start) * 1000)
-
     if operation != "complete":
-        until = time.perf_counter() + WARMUP_S
-        await asyncio.gather(*(worker(c, until, False) for c in conns))
-    start = time.perf_counter()
-    await asyncio.gather(*(worker(c, start + seconds, True) for c in conns))
-    elapsed = time.perf_counter() - start
+        await run_for(clients, one, WARMUP_S)
+    elapsed = await run_for(clients, one, seconds, latencies)
     for c in conns:
         c.close()
     return Cell(operation, clients, latencies, elapsed)
