@@ -200,52 +200,18 @@ def serve_bare_grpc(port: int, hop: bool = False, sync: bool = False) -> None:
 
 
 def serve_bare_h2(port: int) -> None:
-    """The bare RPCs behind a hand-rolled gRPC unary server on asyncio + the pure-Python `h2` library
-    (pip install h2; not a project dependency): what a gRPC transport of our own could cost, at least."""
-    import socket
+    """The bare RPCs behind our own HTTP/2 layer (resonate/api/grpc/http2.py, what our server runs on) with
+    no store: our gRPC transport's own ceiling."""
+    from resonate.api.grpc.http2 import Http2Connection, trailers_block
 
-    import h2.config
-    import h2.connection
-    import h2.events
+    ok = trailers_block(0, None, ())
 
-    config = h2.config.H2Configuration(client_side=False, header_encoding=None)
-    response_headers = [(b":status", b"200"), (b"content-type", b"application/grpc")]
-    ok_trailers = [(b"grpc-status", b"0")]
-
-    class Protocol(asyncio.Protocol):
-        def connection_made(self, transport):
-            self.transport = transport
-            self.conn = h2.connection.H2Connection(config)
-            self.conn.initiate_connection()
-            self.streams: dict[int, list] = {}
-            transport.write(self.conn.data_to_send())
-
-        def data_received(self, data: bytes) -> None:
-            conn = self.conn
-            for event in conn.receive_data(data):
-                if isinstance(event, h2.events.RequestReceived):
-                    path = next(v for k, v in event.headers if k == b":path")
-                    self.streams[event.stream_id] = [path.decode(), bytearray()]
-                elif isinstance(event, h2.events.DataReceived):
-                    self.streams[event.stream_id][1] += event.data
-                    conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-                elif isinstance(event, h2.events.StreamEnded):
-                    path, body = self.streams.pop(event.stream_id)
-                    reply = bare_reply(path, bytes(body[GRPC_PREFIX_BYTES:]))
-                    conn.send_headers(event.stream_id, response_headers)
-                    conn.send_data(event.stream_id, b"\x00" + len(reply).to_bytes(4, "big") + reply)
-                    conn.send_headers(event.stream_id, ok_trailers, end_stream=True)
-                elif isinstance(event, h2.events.StreamReset):
-                    self.streams.pop(event.stream_id, None)
-            out = conn.data_to_send()
-            if out:
-                self.transport.write(out)
+    def dispatch(call) -> None:
+        call.reply(bare_reply(call.path, call.message), ok)
 
     async def main() -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", port))
-        server = await asyncio.get_running_loop().create_server(Protocol, sock=sock)
+        server = await asyncio.get_running_loop().create_server(
+            lambda: Http2Connection(dispatch, 4 * 1024 * 1024), "127.0.0.1", port)
         await server.serve_forever()
 
     asyncio.run(main())
@@ -257,7 +223,7 @@ class BareGrpcProcess:
         self.hop, self.sync, self.h2 = hop, sync, h2
         self.label = ("bare grpc sync" if sync else "bare grpc.aio") + (" + thread hop" if hop else " (no store)")
         if h2:
-            self.label = "bare h2 asyncio (no store)"
+            self.label = "bare own http2 (no store)"
         self.grpc_port = free_port()
         self.url = None  # no HTTP
         self.proc: subprocess.Popen | None = None
@@ -313,17 +279,10 @@ threading.Thread(target=_dump_thread_names, name="bench-thread-names", daemon=Tr
 """
 VARIANTS = {
     "thread-names": THREAD_NAMES,
-    "threads8": "GrpcServer.HANDLER_THREADS = 8",
-    "threads16": "GrpcServer.HANDLER_THREADS = 16",
-    "threads128": "GrpcServer.HANDLER_THREADS = 128",
     # what perf-tail's garbage-collection change would do to gRPC and HTTP: start-up objects frozen out of
     # the collected generations 2 s after start (section 4 of docs/performance.md)
     "gcfreeze": "import gc, threading, time\n"
                 "threading.Thread(target=lambda: (time.sleep(2), gc.freeze()), daemon=True).start()",
-    "nobdp": "GrpcServer.OPTIONS = GrpcServer.OPTIONS + [('grpc.http2.bdp_probe', 0)]",
-    "nochannelz": "GrpcServer.OPTIONS = GrpcServer.OPTIONS + [('grpc.enable_channelz', 0)]",
-    "lean": "GrpcServer.OPTIONS = GrpcServer.OPTIONS + [('grpc.enable_channelz', 0), ('grpc.http2.bdp_probe', 0)]",
-    "throughput": "GrpcServer.OPTIONS = GrpcServer.OPTIONS + [('grpc.optimization_target', 'throughput')]",
 }
 
 
@@ -676,8 +635,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--summary", metavar="FILE", help="summarise a py-spy raw recording by layer")
     parser.add_argument("--serve-bare-grpc", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--serve-bare-h2", type=int, metavar="PORT", help=argparse.SUPPRESS)
-    parser.add_argument("--h2", action="store_true", help="also the bare gRPC-unary server on asyncio + h2 "
-                        "(pip install h2)")
+    parser.add_argument("--h2", action="store_true", help="also the bare RPCs on our own HTTP/2 layer "
+                        "(resonate/api/grpc/http2.py), no store")
     parser.add_argument("--hop", action="store_true",
                         help="also a bare server whose calls wait for a no-op on another thread")
     parser.add_argument("--sync", action="store_true", help="also the bare servers on grpcio's sync server")

@@ -12,6 +12,7 @@ import grpc
 import httpx
 import pytest
 
+from resonate.api.grpc.http2 import GOAWAY, PREFACE
 from tests.server import ServerProcess
 
 # ---------------------------------------------------------------------------------------------------
@@ -479,3 +480,61 @@ def test_created_over_grpc_completed_over_http(channel, http):
     error = call_error(channel, "/promise.Promises/CancelPromise", f_str(1, pid))
     assert error.code() == grpc.StatusCode.PERMISSION_DENIED and trailer(error.trailing_metadata()) == 40303
     assert error.details() == "The promise has already been canceled"
+
+
+# ---------------------------------------------------------------------------------------------------
+# the HTTP/2 underneath (resonate/api/grpc/http2.py) with a real client
+
+def test_gzip_and_deflate_compressed_calls_are_understood(server):
+    for compression in (grpc.Compression.Gzip, grpc.Compression.Deflate):
+        with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}", compression=compression) as ch:
+            pid = uid(f"compressed-{compression.name}")
+            code, raw = call(ch, "/promise.Promises/CreatePromise",
+                             f_str(1, pid) + f_bytes(4, f_bytes(2, b"z" * 100_000)) + f_int(5, FUTURE))
+            assert code == 20100
+            promise = decode_promise(one(fields_of(raw), 2))
+            assert promise["id"] == pid and decode_value(promise["param"])["data"] == b"z" * 100_000
+
+
+def test_an_answer_larger_than_the_clients_window_arrives_whole(channel):
+    """About 3 MB of search results: far more than HTTP/2's default 64 KiB window, so the answer goes out
+    as the client opens its window."""
+    prefix = uid("wide")
+    param = b"p" * 300_000
+    for i in range(10):
+        assert call(channel, "/promise.Promises/CreatePromise",
+                    f_str(1, f"{prefix}-{i}") + f_bytes(4, f_bytes(2, param)) + f_int(5, FUTURE))[0] == 20100
+    code, raw = call(channel, "/promise.Promises/SearchPromises", f_str(1, f"{prefix}-*") + f_int(4, 10))
+    promises = [decode_promise(p) for p in fields_of(raw).get(1, [])]
+    assert code == 20000 and sorted(p["id"] for p in promises) == [f"{prefix}-{i}" for i in range(10)]
+    assert all(decode_value(p["param"])["data"] == param for p in promises)
+
+
+def test_many_concurrent_calls_on_one_connection_each_get_their_own_answer(channel):
+    prefix = uid("many")
+    method = channel.unary_unary("/promise.Promises/CreatePromise", request_serializer=None,
+                                 response_deserializer=None)
+    futures = [method.future(f_str(1, f"{prefix}-{i}") + f_int(5, FUTURE), timeout=60) for i in range(500)]
+    ids = [decode_promise(one(fields_of(f.result()), 2))["id"] for f in futures]
+    assert ids == [f"{prefix}-{i}" for i in range(500)]
+
+
+@pytest.mark.parametrize("garbage", [
+    b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",  # HTTP/1.1 on the gRPC port
+    PREFACE + b"\x00\x00\x04\x01\x04\x00\x00\x00\x01\xff\xff\xff\xff",  # HEADERS with broken HPACK
+    PREFACE + b"\xff\xff\xff\x00\x00\x00\x00\x00\x01",  # a 16 MB frame
+])
+def test_a_broken_connection_gets_goaway_and_the_server_keeps_serving(server, channel, http, garbage):
+    import socket
+    with socket.create_connection(("127.0.0.1", server.grpc_port), timeout=30) as sock:
+        sock.sendall(garbage)
+        received = b""
+        while chunk := sock.recv(65536):  # the server closes the connection after its GOAWAY
+            received += chunk
+    frames, position = [], 0
+    while position + 9 <= len(received):
+        length = int.from_bytes(received[position:position + 3], "big")
+        frames.append(received[position + 3])
+        position += 9 + length
+    assert GOAWAY in frames
+    assert_still_serving(channel, http)

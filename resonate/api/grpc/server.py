@@ -1,52 +1,51 @@
-"""gRPC transport: the 20 unary RPCs of the reference's protos, served by grpcio's server on a thread pool.
+"""gRPC transport: the 20 unary RPCs of the reference's protos, on the app's event loop.
 
-Every RPC goes through one generic handler driven by the table in `mapping.py`: parse the request
-bytes, turn the message into canonical fields, let the core decode and run them, and write the
-result back. Errors carry a gRPC status mapped from the core's 5-digit code, a message naming the
-cause, and the 5-digit code itself in the trailing metadata key `resonate-code` (sent on success
-too, so clients can tell 200 from 201 where the response message cannot).
+Every RPC goes through one handler driven by the table in `mapping.py`: parse the request bytes, turn
+the message into canonical fields, let the core decode and run them, and write the result back. Errors
+carry a gRPC status mapped from the core's 5-digit code, a message naming the cause, and the 5-digit
+code itself in the trailing metadata key `resonate-code` (sent on success too, so clients can tell 200
+from 201 where the response message cannot).
 
-Why threads and not `grpc.aio` on the app's loop: per call, grpc.aio costs about twice the CPU of
-grpcio's thread-pool server (bench/grpc_ceiling.py, docs/performance.md section 9), and a handler
-thread simply blocks on the kernel's future, where a coroutine needs a hand-off back to the loop.
-A handler thread that waits on the kernel holds no GIL.
+The HTTP/2 underneath is ours (`http2.py`), not grpcio's server: grpcio's Python server alone costs
+more CPU per call than a whole HTTP request of ours (docs/performance.md section 9). Calls reach the
+kernel with `submit_async`, like HTTP's, so a kernel batch answers all its calls with one loop callback
+and each connection writes the answers of a turn in one send.
 """
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
-import grpc
 from google.protobuf.message import DecodeError
 
 from ...core.codes import (INTERNAL_ERROR, INVALID, SHUTTING_DOWN, STATUS_TEXT, TASK_PRECONDITION_FAILED, UNAUTHORIZED,
                            ApiError, invalid, server_error)
 from ...core.operations import decode
-from ...observability import metrics
-from ...observability.requests import finished
+from ...observability.requests import RouteRecorder
+from . import http2
+from .http2 import Http2Connection, UnaryCall, trailers_block
 from .mapping import RPCS, Rpc
 
 log = logging.getLogger("resonate.grpc")
 
-CODE_TRAILER = "resonate-code"
+CODE_TRAILER = b"resonate-code"
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # grpc-go's default receive limit, which the reference runs with
 
 # 5-digit code -> gRPC status: exact codes first, then by the first three digits
-_STATUS_BY_CODE = {INVALID: grpc.StatusCode.INVALID_ARGUMENT, UNAUTHORIZED: grpc.StatusCode.UNAUTHENTICATED,
-                   TASK_PRECONDITION_FAILED: grpc.StatusCode.FAILED_PRECONDITION}
-_STATUS_BY_HUNDRED = {403: grpc.StatusCode.PERMISSION_DENIED, 404: grpc.StatusCode.NOT_FOUND,
-                      409: grpc.StatusCode.ALREADY_EXISTS, 500: grpc.StatusCode.INTERNAL,
-                      503: grpc.StatusCode.UNAVAILABLE}
+_STATUS_BY_CODE = {INVALID: http2.INVALID_ARGUMENT, UNAUTHORIZED: http2.UNAUTHENTICATED,
+                   TASK_PRECONDITION_FAILED: http2.FAILED_PRECONDITION}
+_STATUS_BY_HUNDRED = {403: http2.PERMISSION_DENIED, 404: http2.NOT_FOUND, 409: http2.ALREADY_EXISTS,
+                      500: http2.INTERNAL, 503: http2.UNAVAILABLE}
 
 
-def grpc_status(code: int) -> grpc.StatusCode:
+def grpc_status(code: int) -> int:
+    """The gRPC status number of a 5-digit code."""
     status = _STATUS_BY_CODE.get(code) or _STATUS_BY_HUNDRED.get(code // 100)
     if status is not None:
         return status
-    return grpc.StatusCode.INVALID_ARGUMENT if INVALID <= code < INTERNAL_ERROR else grpc.StatusCode.INTERNAL
+    return http2.INVALID_ARGUMENT if INVALID <= code < INTERNAL_ERROR else http2.INTERNAL
 
 
 def error_message(error: ApiError) -> str:
@@ -55,10 +54,18 @@ def error_message(error: ApiError) -> str:
     return "; ".join(details) if details else STATUS_TEXT.get(error.code, STATUS_TEXT[INTERNAL_ERROR])
 
 
+@functools.lru_cache(maxsize=None)
+def success_trailers(code: int) -> bytes:
+    return trailers_block(http2.OK, None, ((CODE_TRAILER, str(code).encode()),))
+
+
+def fail(call: UnaryCall, error: ApiError) -> None:
+    call.fail(grpc_status(error.code), error_message(error), ((CODE_TRAILER, str(error.code).encode()),))
+
+
 class _Drain:
-    """Counts calls in flight (from the handler threads); once draining, new calls are refused with 50300
-    (as the reference does while it shuts down), so a client sees a clean UNAVAILABLE instead of a
-    cancelled call."""
+    """Counts calls in flight; once draining, new calls are refused with 50300 (as the reference does
+    while it shuts down), so a client sees a clean UNAVAILABLE instead of a cancelled call."""
 
     QUIET_S = 0.2  # no new call for this long: whatever the clients had queued has been answered
 
@@ -66,18 +73,15 @@ class _Drain:
         self.draining = False
         self.inflight = 0
         self.last_arrival = 0.0
-        self._lock = threading.Lock()
 
     def enter(self) -> None:
         self.last_arrival = time.monotonic()
         if self.draining:
             raise server_error(SHUTTING_DOWN)
-        with self._lock:
-            self.inflight += 1
+        self.inflight += 1
 
     def leave(self) -> None:
-        with self._lock:
-            self.inflight -= 1
+        self.inflight -= 1
 
     async def settle(self, deadline: float) -> bool:
         """Wait until nothing runs and no call arrived for QUIET_S (True), or until the deadline (False)."""
@@ -89,117 +93,119 @@ class _Drain:
         return False
 
 
-def _authorization(context: grpc.ServicerContext) -> str | None:
-    for key, value in context.invocation_metadata() or ():
-        if key == "authorization":
-            return value if isinstance(value, str) else value.decode("latin-1")
-    return None
-
-
-def _abort(context: grpc.ServicerContext, error: ApiError):
-    context.set_trailing_metadata(((CODE_TRAILER, str(error.code)),))
-    context.abort(grpc_status(error.code), error_message(error))  # raises: grpcio sends the status
-
-
 def _handler(rpc: Rpc, kernel, drain: _Drain, authenticator=None):
-    """The behaviour of one RPC, run on a handler thread. The kernel's future is waited on, never
-    cancelled: a client that cancels or times out does not cancel the operation, which runs to
-    completion as in the reference; grpcio drops the answer of a call whose client has left."""
+    """The behaviour of one RPC, on the loop. The kernel's future is never cancelled: a client that
+    cancels or times out does not cancel the operation, which runs to completion as in the reference;
+    the answer to a call whose client has left is dropped."""
     operation = rpc.operation
     parse = rpc.request.FromString
     fields_of = rpc.fields
     reply_of = rpc.reply
+    record = RouteRecorder("grpc", operation)
     not_a_message = f"the request is not a valid {rpc.request.DESCRIPTOR.full_name} message"
 
-    def handle(raw: bytes, context: grpc.ServicerContext) -> bytes:
+    def finish(call: UnaryCall, started: float, gauge, request_id: str | None, future: asyncio.Future) -> None:
+        drain.leave()
+        record.leave(gauge)
+        try:
+            result = future.result()
+            reply = reply_of(result).SerializeToString()
+        except ApiError as e:
+            error = e
+        except Exception as e:  # a bug, not an input: answer cleanly and keep serving
+            log.exception("%s failed", rpc.path)
+            error = server_error(INTERNAL_ERROR, f"{type(e).__name__}: {e}")
+        else:
+            call.reply(reply, success_trailers(result.code))
+            record.finish(result.code, 0, time.perf_counter() - started, request_id)
+            return
+        fail(call, error)
+        record.finish(error.code, grpc_status(error.code), time.perf_counter() - started, request_id)
+
+    def handle(call: UnaryCall) -> None:
         try:
             drain.enter()
         except ApiError as e:
-            _abort(context, e)
+            fail(call, e)
+            return
         started = time.perf_counter()
-        code = INTERNAL_ERROR
+        gauge = record.begin()
         request_id = None
         try:
-            with metrics.InFlight("grpc", operation):
-                try:
-                    authorization = _authorization(context) if authenticator is not None else None
-                    if authenticator is not None and not authenticator.check_basic(authorization):
-                        raise server_error(40100, "invalid basic auth credentials")
-                    try:
-                        message = parse(raw)
-                    except DecodeError:
-                        raise invalid(not_a_message) from None
-                    request_id = getattr(message, "requestId", None) or None
-                    request = decode(operation, fields_of(message))
-                    if authenticator is not None:
-                        denied = authenticator.check_jwt(authorization, request)
-                        if denied is not None:
-                            raise denied
-                    result = kernel.submit(request).result()
-                    reply = reply_of(result).SerializeToString()
-                except ApiError as e:
-                    error = e
-                except Exception as e:  # a bug, not an input: answer cleanly and keep serving
-                    log.exception("%s failed", rpc.path)
-                    error = server_error(INTERNAL_ERROR, f"{type(e).__name__}: {e}")
-                else:
-                    code = result.code
-                    context.set_trailing_metadata(((CODE_TRAILER, str(code)),))
-                    return reply
-                code = error.code
-                _abort(context, error)
-        finally:
+            authorization = call.header(b"authorization") if authenticator is not None else None
+            if authenticator is not None and not authenticator.check_basic(authorization):
+                raise server_error(UNAUTHORIZED, "invalid basic auth credentials")
+            try:
+                message = parse(call.message)
+            except DecodeError:
+                raise invalid(not_a_message) from None
+            request_id = getattr(message, "requestId", None) or None
+            request = decode(operation, fields_of(message))
+            if authenticator is not None:
+                denied = authenticator.check_jwt(authorization, request)
+                if denied is not None:
+                    raise denied
+            future = kernel.submit_async(request)
+        except Exception as e:
+            if not isinstance(e, ApiError):
+                log.exception("%s failed", rpc.path)
+                e = server_error(INTERNAL_ERROR, f"{type(e).__name__}: {e}")
             drain.leave()
-            finished("grpc", operation, code, time.perf_counter() - started, request_id,
-                     status=grpc_status(code).value[0] if code >= 40000 else 0)
+            record.leave(gauge)
+            fail(call, e)
+            record.finish(e.code, grpc_status(e.code), time.perf_counter() - started, request_id)
+            return
+        if future.done():  # a read answered beside the writer
+            finish(call, started, gauge, request_id, future)
+        else:
+            future.add_done_callback(functools.partial(finish, call, started, gauge, request_id))
 
     return handle
 
 
-def method_handlers(kernel, drain: _Drain, authenticator=None) -> dict[str, dict[str, grpc.RpcMethodHandler]]:
-    """Handlers by service and method; request and response stay raw bytes so bad bytes get a clean 40000."""
-    services: dict[str, dict[str, grpc.RpcMethodHandler]] = {}
-    for rpc in RPCS:
-        services.setdefault(rpc.service, {})[rpc.method] = grpc.unary_unary_rpc_method_handler(
-            _handler(rpc, kernel, drain, authenticator))
-    return services
+def unimplemented(call: UnaryCall) -> None:
+    service, _, method = call.path[1:].rpartition("/")
+    call.fail(http2.UNIMPLEMENTED, f"unknown method {method} for service {service}" if service in _SERVICES
+              else f"unknown service {service}")
+
+
+_SERVICES = frozenset(rpc.service for rpc in RPCS)
+
+
+def dispatcher(kernel, drain: _Drain, authenticator=None):
+    """call -> its RPC's handler, by path; any other path is UNIMPLEMENTED."""
+    handlers = {rpc.path: _handler(rpc, kernel, drain, authenticator) for rpc in RPCS}
+
+    def dispatch(call: UnaryCall) -> None:
+        handlers.get(call.path, unimplemented)(call)
+
+    return dispatch
 
 
 class GrpcServer:
     name = "grpc"
-
-    # Handler threads, started on demand: a call holds one from arrival (its message may still be on the
-    # way) until it is answered; more calls queue inside grpcio, unbounded as in grpc-go. Generous, so a
-    # few slow senders cannot hold every thread and all concurrent calls can share a kernel batch; an
-    # idle thread costs no CPU.
-    HANDLER_THREADS = 256
-    OPTIONS = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES), ("grpc.so_reuseport", 0)]
 
     def __init__(self, kernel, cfg, authenticator=None):
         self.kernel = kernel
         self.cfg = cfg
         self.authenticator = authenticator if authenticator is not None and authenticator.enabled else None
         self.port: int | None = None  # the bound port (useful when cfg asks for port 0)
-        self._server: grpc.Server | None = None
-        self._pool: ThreadPoolExecutor | None = None
+        self._server: asyncio.Server | None = None
+        self._connections: set[Http2Connection] = set()
         self._drain = _Drain()
 
     async def start(self) -> None:
         host, port = self.cfg.grpc_addr
-        pool = ThreadPoolExecutor(self.HANDLER_THREADS, thread_name_prefix="resonate-grpc")
-        server = grpc.server(pool, options=self.OPTIONS)
-        # registered methods are matched by grpc's core, not by a Python scan per call; any other method
-        # finds no handler and is UNIMPLEMENTED
-        for service, methods in method_handlers(self.kernel, self._drain, self.authenticator).items():
-            server.add_registered_method_handlers(service, methods)
+        dispatch = dispatcher(self.kernel, self._drain, self.authenticator)
+        connections = self._connections
         target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
-            self.port = server.add_insecure_port(target)
-        except RuntimeError as e:
-            pool.shutdown(wait=False)
+            server = await asyncio.get_running_loop().create_server(
+                lambda: Http2Connection(dispatch, MAX_MESSAGE_BYTES, connections), host or None, port)
+        except OSError as e:
             raise SystemExit(f"resonate: could not listen for gRPC on {target}: {e}") from None
-        server.start()
-        self._server, self._pool = server, pool
+        self._server = server
+        self.port = server.sockets[0].getsockname()[1]
         log.info("gRPC listening on %s", target)
 
     @property
@@ -217,12 +223,12 @@ class GrpcServer:
         grace = self.cfg.http_timeout_ms / 1000
         deadline = time.monotonic() + grace
         # keep answering while draining: calls the clients already sent get 50300 (UNAVAILABLE), which
-        # says "not executed, retry"; grpcio would otherwise cancel queued calls outright on stop
+        # says "not executed, retry"
         if not await self._drain.settle(deadline):
-            log.warning("gRPC: %d calls still running after the %.1fs grace; cancelling them",
+            log.warning("gRPC: %d calls still running after the %.1fs grace; closing their connections",
                         self._drain.inflight, grace)
-        stopped = self._server.stop(grace=max(0.0, deadline - time.monotonic()))
-        await asyncio.to_thread(stopped.wait)  # never block the loop, which other transports still use
-        # a handler still waiting on the kernel finishes when the kernel stops (it answers 50300 then)
-        self._pool.shutdown(wait=False)
-        self._server, self._pool = None, None
+        self._server.close()
+        for connection in list(self._connections):
+            connection.goaway()  # what is already written is still sent
+        await self._server.wait_closed()
+        self._server = None
