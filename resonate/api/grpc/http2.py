@@ -254,6 +254,15 @@ class Http2Connection(asyncio.Protocol):
         self._streams.clear()
         self._blocked.clear()
 
+    def pause_writing(self) -> None:
+        # the client is not reading what we write (answers, PING and SETTINGS acknowledgements): stop
+        # reading its frames until it does, so a client cannot grow our output buffer without bound
+        self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if not self.closed:
+            self.transport.resume_reading()
+
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
