@@ -24,6 +24,7 @@ from ...core.codes import (INTERNAL_ERROR, INVALID, SHUTTING_DOWN, STATUS_TEXT, 
                            ApiError, invalid, server_error)
 from ...core.operations import decode
 from ...observability.requests import RouteRecorder
+from ..listen import listening_socket
 from . import http2
 from .http2 import Http2Connection, UnaryCall, trailers_block
 from .mapping import RPCS, Rpc
@@ -200,10 +201,12 @@ class GrpcServer:
         connections = self._connections
         target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
-            server = await asyncio.get_running_loop().create_server(
-                lambda: Http2Connection(dispatch, MAX_MESSAGE_BYTES, connections), host or None, port)
+            # bound and listening before the first await: once another transport answers, so does this one
+            sock = listening_socket(host, port)
         except OSError as e:
             raise SystemExit(f"resonate: could not listen for gRPC on {target}: {e}") from None
+        server = await asyncio.get_running_loop().create_server(
+            lambda: Http2Connection(dispatch, MAX_MESSAGE_BYTES, connections), sock=sock)
         self._server = server
         self.port = server.sockets[0].getsockname()[1]
         log.info("gRPC listening on %s", target)

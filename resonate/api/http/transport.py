@@ -4,12 +4,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from ...core.delivery.poll import PollPlugin
+from ..listen import listening_socket
 
 log = logging.getLogger("resonate.http")
 
@@ -22,23 +22,6 @@ class _QuietServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self):
         yield
-
-
-def listening_socket(host: str, port: int) -> socket.socket:
-    """A TCP listening socket whose connections get TCP_NODELAY. asyncio sets it on accepted connections
-    only when the socket's proto is IPPROTO_TCP, which `socket.create_server` leaves at 0; without it a
-    response written in two parts waits for the client's delayed ACK (about 40 ms per request)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited by accepted sockets on Linux
-        sock.bind((host, port))
-        sock.listen(socket.SOMAXCONN)
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 class CoalescingTransport:
