@@ -43,7 +43,7 @@ def _text(raw: Any) -> str:
 
 
 def _map(raw: Any) -> dict[str, str]:
-    if raw is None:
+    if raw is None or raw == "{}":  # most headers and tags are empty (checked first: one compare per map)
         return {}
     if isinstance(raw, dict):
         return raw
@@ -61,11 +61,14 @@ def _json_map(m: dict[str, str]) -> str:
     return gojson.dumps(dict(sorted(m.items()))) if m else "{}"
 
 
+# a stored state -> its enum member by a dict lookup (calling the IntEnum class costs several times more)
+_PROMISE_STATES = {int(s): s for s in PromiseState}
+
+
 def promise_from_row(r) -> Promise:
-    return Promise(id=r[0], state=PromiseState(r[1]), param=Value(_map(r[2]), _blob(r[3])),
-                   value=Value(_map(r[4]), _blob(r[5])), timeout=r[6], idempotency_key_for_create=r[7],
-                   idempotency_key_for_complete=r[8], tags=_map(r[9]), created_on=r[10], completed_on=r[11],
-                   sort_id=r[12])
+    state = _PROMISE_STATES.get(r[1])
+    return Promise(r[0], PromiseState(r[1]) if state is None else state, Value(_map(r[2]), _blob(r[3])),
+                   Value(_map(r[4]), _blob(r[5])), r[6], r[7], r[8], _map(r[9]), r[10], r[11], r[12])
 
 
 def task_from_row(r) -> Task:
