@@ -209,7 +209,7 @@ class Kernel:
         if reader is None:  # every read connection is in use
             return None
         try:
-            ctx = Context(tx=reader, now=now, config=self.config, outbox=[])
+            ctx = Context(reader, now, self.config, [])  # tx, now, config, outbox
             outcome: tuple[bool, Any] = (True, EXECUTORS[type(request)](ctx, request))
         except ApiError as e:
             outcome = (False, e)

@@ -202,10 +202,11 @@ async def run_route(route: HttpRoute, kernel, settings: HttpSettings, raw_body: 
         else:
             fields = {}
         if isinstance(fields, dict):
-            for header, name in HEADER_FIELDS.items():
-                value = headers.get(header)
-                if value is not None:
-                    fields[name] = Text(value)
+            if headers:  # only what read_headers found: most requests carry none of these
+                for header, name in HEADER_FIELDS.items():
+                    value = headers.get(header)
+                    if value is not None:
+                        fields[name] = Text(value)
             if route.path_fields is not None:
                 fields.update(route.path_fields(path_params, settings))
         core_request = decode(route.operation, fields)

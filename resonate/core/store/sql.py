@@ -20,6 +20,10 @@ TASK_COLUMNS = ("id, process_id, state, root_promise_id, recv, mesg, timeout, co
 SCHEDULE_COLUMNS = ("id, description, cron, tags, promise_id, promise_timeout, promise_param_headers, "
                     "promise_param_data, promise_tags, last_run_time, next_run_time, idempotency_key, created_on, "
                     "sort_id")
+# point reads, built once: the driver's statement cache (and `q`'s) hash the same string object each time
+READ_PROMISE = f"SELECT {PROMISE_COLUMNS} FROM promises WHERE id = ?"
+READ_TASK = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?"
+READ_SCHEDULE = f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE id = ?"
 # States as the SQL compares them (the bit values of spec 1.11), named once
 PENDING = int(PromiseState.PENDING)
 TASK_INIT = int(TaskState.INIT)
@@ -204,7 +208,7 @@ class SqlTx:
 
     # -- promises
     def read_promise(self, promise_id: str) -> Promise | None:
-        row = self.one(f"SELECT {PROMISE_COLUMNS} FROM promises WHERE id = ?", (promise_id,))
+        row = self.one(READ_PROMISE, (promise_id,))
         return promise_from_row(row) if row else None
 
     def search_promises(self, pattern: str, state_mask: int, tags: dict[str, str], limit: int,
@@ -290,7 +294,7 @@ class SqlTx:
              t.attempt)) == 1
 
     def read_task(self, task_id: str) -> Task | None:
-        row = self.one(f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,))
+        row = self.one(READ_TASK, (task_id,))
         return task_from_row(row) if row else None
 
     def update_task(self, t: Task, expected_states: int, expected_counter: int) -> bool:
@@ -322,7 +326,7 @@ class SqlTx:
 
     # -- schedules
     def read_schedule(self, schedule_id: str) -> Schedule | None:
-        row = self.one(f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE id = ?", (schedule_id,))
+        row = self.one(READ_SCHEDULE, (schedule_id,))
         return schedule_from_row(row) if row else None
 
     def search_schedules(self, pattern: str, tags: dict[str, str], limit: int, sort_id: int | None) -> list[Schedule]:
