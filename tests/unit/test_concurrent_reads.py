@@ -301,3 +301,22 @@ def test_a_read_in_progress_during_a_commit_ends_its_transaction_at_release(tmp_
         assert call(kernel, "promises.read", id="p").body.state is PromiseState.RESOLVED
     finally:
         kernel.stop()
+
+
+def test_answer_now_answers_reads_as_submit_and_leaves_the_rest_to_it(tmp_path):
+    kernel = make_kernel(SqliteStore(str(tmp_path / "k.db")))
+    try:
+        create = decode("promises.create", {"id": "p", "timeout": FAR})
+        assert kernel.answer_now(create) is None  # a write: submitted
+        assert kernel.call(create).code == 20100
+        ok, result = kernel.answer_now(decode("promises.read", {"id": "p"}))
+        assert ok and result == kernel.call(decode("promises.read", {"id": "p"}))
+        ok, error = kernel.answer_now(decode("promises.read", {"id": "missing"}))
+        assert not ok and isinstance(error, ApiError) and error.code == PROMISE_NOT_FOUND
+        with kernel._room:
+            kernel._pending = kernel.queue_limit  # full: the writer path answers (50301)
+        assert kernel.answer_now(decode("promises.read", {"id": "p"})) is None
+        with kernel._room:
+            kernel._pending = 0
+    finally:
+        kernel.stop()

@@ -215,7 +215,13 @@ async def run_route(route: HttpRoute, kernel, settings: HttpSettings, raw_body: 
             denied = authenticator.check_jwt(headers.get("authorization"), core_request)
             if denied is not None:
                 raise denied
-        result = await kernel.submit_async(core_request)
+        answered = kernel.answer_now(core_request)  # a read answered here, or None: submitted
+        if answered is None:
+            result = await kernel.submit_async(core_request)
+        elif answered[0]:
+            result = answered[1]
+        else:
+            raise answered[1]
     except ApiError as e:
         return error_answer(e)
     if route.empty_body:
