@@ -191,6 +191,14 @@ class Kernel:
             future.set_exception(refused)
         return future
 
+    def answer_now(self, request: Any) -> tuple[bool, Any] | None:
+        """(ok, result or ApiError) for a read answered on the caller's thread, exactly as `submit` or
+        `submit_async` would answer it, or None when the request must be submitted. For an event-loop
+        caller it saves the future (and, on Python 3.11, the getpid() of `asyncio.get_running_loop`)."""
+        if type(request) in READ_ONLY and self.concurrent_reads:
+            return self._read_now(request)
+        return None
+
     def _read_now(self, request: Any) -> tuple[bool, Any] | None:
         """Answers a read on the caller's thread, or None when the writer must: the kernel is refusing or
         full (it answers 50300/50301 as before), due work is waiting (the writer runs it first), the read
@@ -209,7 +217,7 @@ class Kernel:
         if reader is None:  # every read connection is in use
             return None
         try:
-            ctx = Context(tx=reader, now=now, config=self.config, outbox=[])
+            ctx = Context(reader, now, self.config, [])  # tx, now, config, outbox
             outcome: tuple[bool, Any] = (True, EXECUTORS[type(request)](ctx, request))
         except ApiError as e:
             outcome = (False, e)
