@@ -175,11 +175,15 @@ class Kernel:
             future.set_exception(refused)
         return future
 
-    def submit_async(self, request: Any, dedup: Dedup | None = None) -> "asyncio.Future":
+    def submit_async(self, request: Any, dedup: Dedup | None = None,
+                     loop: asyncio.AbstractEventLoop | None = None) -> "asyncio.Future":
         """`submit` for callers on an event loop: the answer arrives as a future of the running loop.
         Cancelling it before a writer takes the request drops the request; after that it runs anyway.
-        The writer sets a batch's answers with one call per loop, not one thread hand-off per request."""
-        loop = asyncio.get_running_loop()
+        The writer sets a batch's answers with one call per loop, not one thread hand-off per request.
+        A caller that has the running `loop` at hand passes it (on Python 3.11 looking it up costs a
+        getpid() system call)."""
+        if loop is None:
+            loop = asyncio.get_running_loop()
         future = loop.create_future()
         if dedup is None and type(request) in READ_ONLY and self.concurrent_reads:
             outcome = self._read_now(request)
