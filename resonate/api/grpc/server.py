@@ -124,12 +124,25 @@ def _handler(rpc: Rpc, kernel, drain: _Drain, loop: asyncio.AbstractEventLoop, a
         fail(call, value)
         record.finish(value.code, grpc_status(value.code), time.perf_counter() - started, request_id)
 
-    def settled(call: UnaryCall, started: float, gauge, request_id: str | None, future: asyncio.Future) -> None:
-        error = future.exception()
-        if error is None:
-            finish(call, started, gauge, request_id, True, future.result())
-        else:
-            finish(call, started, gauge, request_id, False, error)
+    class Pending:
+        """A submitted call's answer, as the kernel gives it (Kernel.submit_answer): on the loop, once."""
+
+        __slots__ = ("call", "started", "gauge", "request_id")
+
+        def __init__(self, call: UnaryCall, started: float, gauge, request_id: str | None):
+            self.call, self.started, self.gauge, self.request_id = call, started, gauge, request_id
+
+        @staticmethod
+        def done() -> bool:
+            return False  # nothing cancels a call's operation: the answer is always wanted
+
+        cancelled = done
+
+        def set_result(self, result) -> None:
+            finish(self.call, self.started, self.gauge, self.request_id, True, result)
+
+        def set_exception(self, error: BaseException) -> None:
+            finish(self.call, self.started, self.gauge, self.request_id, False, error)
 
     def handle(call: UnaryCall) -> None:
         try:
@@ -155,7 +168,6 @@ def _handler(rpc: Rpc, kernel, drain: _Drain, loop: asyncio.AbstractEventLoop, a
                 if denied is not None:
                     raise denied
             answered = kernel.answer_now(request)  # a read answered here, or None: submitted
-            future = kernel.submit_async(request, loop=loop) if answered is None else None
         except Exception as e:
             if not isinstance(e, ApiError):
                 log.exception("%s failed", rpc.path)
@@ -165,12 +177,10 @@ def _handler(rpc: Rpc, kernel, drain: _Drain, loop: asyncio.AbstractEventLoop, a
             fail(call, e)
             record.finish(e.code, grpc_status(e.code), time.perf_counter() - started, request_id)
             return
-        if future is None:
-            finish(call, started, gauge, request_id, *answered)
-        elif future.done():
-            settled(call, started, gauge, request_id, future)
+        if answered is None:
+            kernel.submit_answer(request, Pending(call, started, gauge, request_id), loop)
         else:
-            future.add_done_callback(functools.partial(settled, call, started, gauge, request_id))
+            finish(call, started, gauge, request_id, *answered)
 
     return handle
 
