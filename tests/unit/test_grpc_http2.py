@@ -404,3 +404,31 @@ def test_a_client_that_does_not_read_is_not_read_from_until_it_does():
         client.connection.resume_writing()
         assert client.transport.reading
     asyncio.run(scenario())
+
+
+def test_a_graceful_goaway_answers_the_calls_taken_refuses_new_ones_then_closes():
+    async def scenario():
+        client = Client()
+        client.send(client.request(1, b"taken"))
+        client.frames()
+        client.connection.goaway(graceful=True)
+        [goaway] = of_kind(client.frames(), GOAWAY)
+        assert int.from_bytes(goaway[3][:4], "big") == 1 and int.from_bytes(goaway[3][4:8], "big") == http2.NO_ERROR
+        assert not client.transport.closing  # stream 1 still to be answered
+        client.send(client.request(3, b"too late"))  # sent before the client saw the GOAWAY
+        assert (RST_STREAM, 0, 3, http2.REFUSED_STREAM.to_bytes(4, "big")) in client.frames()
+        assert [c.message for c in client.calls] == [b"taken"]
+        client.calls[0].reply(b"answer", trailers_block(0, None, ()))
+        await turns()
+        answer = client.frames()
+        assert (DATA, 0, 1, grpc_message(b"answer")) in answer and answer[-1][1] & END_STREAM
+        assert client.transport.closing and client.connection.closed
+    asyncio.run(scenario())
+
+
+def test_a_graceful_goaway_with_nothing_open_closes_at_once():
+    async def scenario():
+        client = Client()
+        client.connection.goaway(graceful=True)
+        assert of_kind(client.frames(), GOAWAY) and client.transport.closing
+    asyncio.run(scenario())

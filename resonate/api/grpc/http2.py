@@ -711,6 +711,8 @@ class Http2Connection(asyncio.Protocol):
             self._out.append(frame(RST_STREAM, 0, stream.id, NO_ERROR.to_bytes(4, "big")))
         stream.open = False
         self._streams.pop(stream.id, None)
+        if self._goaway_sent and not self._streams:
+            self._loop.call_soon(self.goaway)  # after this answer is flushed
 
     def _close_stream(self, stream_id: int) -> None:
         stream = self._streams.pop(stream_id, None)
@@ -726,14 +728,18 @@ class Http2Connection(asyncio.Protocol):
         log.info("gRPC connection closed: %s", debug)
         self.goaway(code, debug)
 
-    def goaway(self, code: int = NO_ERROR, debug: str = "") -> None:
-        """Tells the client no new stream will be served and closes the connection once written."""
+    def goaway(self, code: int = NO_ERROR, debug: str = "", *, graceful: bool = False) -> None:
+        """Tells the client no new stream will be served and closes the connection once written; `graceful`
+        first lets the streams already open get their answers (the connection closes when the last ends)."""
         if self.closed:
             return
-        self._goaway_sent = True
-        self._out.append(frame(GOAWAY, 0, 0, self._last_stream_id.to_bytes(4, "big") + code.to_bytes(4, "big")
-                               + debug.encode("utf-8", "replace")[:256]))
+        if not self._goaway_sent:
+            self._goaway_sent = True
+            self._out.append(frame(GOAWAY, 0, 0, self._last_stream_id.to_bytes(4, "big") + code.to_bytes(4, "big")
+                                   + debug.encode("utf-8", "replace")[:256]))
         self.flush()
+        if graceful and self._streams:
+            return
         self.closed = True
         for stream in self._streams.values():
             stream.open = False

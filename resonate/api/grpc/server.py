@@ -241,18 +241,23 @@ class GrpcServer:
         return self._server is not None and not self._drain.draining
 
     async def stop(self) -> None:
-        """Refuse new calls (50300), let in-flight ones finish within the grace period, then close."""
+        """Stop taking calls, answer those already taken within the grace period, then close.
+
+        At once: new connections are refused and every connection gets GOAWAY naming the last call it
+        took, so clients (and proxies) send new calls to another server or retry them there (a call the
+        server never took is safe to retry: gRPC clients do it themselves). The calls already taken are
+        answered; a connection closes after its last answer, or when the grace runs out."""
         if self._server is None:
             return
         grace = self.cfg.http_timeout_ms / 1000
         deadline = time.monotonic() + grace
-        # keep answering while draining: calls the clients already sent get 50300 (UNAVAILABLE), which
-        # says "not executed, retry"
+        self._server.close()
+        for connection in list(self._connections):
+            connection.goaway(graceful=True)
         if not await self._drain.settle(deadline):
             log.warning("gRPC: %d calls still running after the %.1fs grace; closing their connections",
                         self._drain.inflight, grace)
-        self._server.close()
         for connection in list(self._connections):
-            connection.goaway()  # what is already written is still sent
+            connection.goaway()
         await self._server.wait_closed()
         self._server = None
