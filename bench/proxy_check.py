@@ -2,11 +2,12 @@
 `resonate serve` processes on it, and nginx or HAProxy in front with the configuration printed in that
 section (only its ports changed to free ones), then checks through the proxy with real clients:
 
-- HTTP: create, read, complete and search promises (httpx), and that the requests reached both servers
-  (each server's /metrics `api_requests_total`);
-- gRPC (grpcio stubs): create/read/resolve, many concurrent calls, a response larger than 64 KiB
-  (SearchPromises over promises with 300 KB params), NOT_FOUND with its grpc-message and its
-  `resonate-code` trailer, and that the calls reached both servers;
+- HTTP: create, read, complete and search promises, a 404 and a 2 MB create (httpx), and that the
+  requests reached both servers (each server's /metrics `api_requests_total`);
+- gRPC (grpcio stubs): create/read/resolve, NOT_FOUND and INVALID_ARGUMENT with their grpc-message and
+  `resonate-code` trailer, 200 concurrent calls on one channel, 300 KB requests from 16 threads and
+  SearchPromises answers of 1.2-2.4 MB (12 at once), gzip, cancelled calls and 5 ms deadlines, a
+  request just under and one over the server's 4 MiB limit, and that the calls reached both servers;
 - the poll stream: a worker's server-sent event stream opened through the proxy receives the task
   messages of promises tagged `resonate:invoke` created through the proxy (on either server);
 - one server stopped with SIGTERM while a client keeps creating through the proxy: every request is
@@ -66,6 +67,9 @@ FAR = 10**15
 CONCURRENT_GRPC_CALLS = 200
 LARGE_PARAM_BYTES = 300_000
 LARGE_PROMISES = 4  # a SearchPromises answer of about 1.2 MB
+WIDE_PROMISES = 8  # 8 x 300 KB: SearchPromises answers of 2.4 MB
+CONCURRENT_LARGE_ANSWERS = 12
+CANCELLED_CALLS = 30
 LARGE_HTTP_BYTES = 1_500_000  # a promise param over nginx's default client_max_body_size (1 MiB), base64
 MAX_GRPC_MESSAGE = 4 * 1024 * 1024  # the server's receive limit (resonate/api/grpc/server.py)
 TASKS_OVER_STREAM = 6
@@ -328,6 +332,41 @@ def check_grpc(target: str, servers: list[Server], run: str, kind: str) -> None:
         size = found.ByteSize()
         ok(f"gRPC {LARGE_PROMISES} requests of {len(big) // 1000} KB and a SearchPromises answer of "
            f"{size / 1e6:.2f} MB through the proxy, bytes intact")
+
+        # flow control with many streams at once, both ways: large requests, then large answers
+        def create_large(i: int) -> bool:
+            answer = stub.CreatePromise(promise_pb2.CreatePromiseRequest(
+                id=f"{run}-wide-{i}", timeout=FAR, param=promise_t_pb2.Value(data=big)), timeout=60)
+            return answer.promise.param.data == big
+
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            check(all(pool.map(create_large, range(WIDE_PROMISES))), "concurrent large creates")
+        searches = [stub.SearchPromises.future(promise_pb2.SearchPromisesRequest(
+            id=f"{run}-wide-*", limit=WIDE_PROMISES), timeout=60) for _ in range(CONCURRENT_LARGE_ANSWERS)]
+        answers = [f.result() for f in searches]
+        check(all(len(a.promises) == WIDE_PROMISES and all(p.param.data == big for p in a.promises)
+                  for a in answers), "concurrent large answers")
+        ok(f"gRPC {WIDE_PROMISES} creates of {len(big) // 1000} KB from 16 threads, then {CONCURRENT_LARGE_ANSWERS} "
+           f"SearchPromises answers of {answers[0].ByteSize() / 1e6:.1f} MB in flight at once, bytes intact")
+
+        zipped = stub.CreatePromise(promise_pb2.CreatePromiseRequest(
+            id=f"{run}-gzip", timeout=FAR, param=promise_t_pb2.Value(data=b"z" * 100_000)),
+            timeout=10, compression=grpc.Compression.Gzip)
+        check(zipped.promise.param.data == b"z" * 100_000, "a gzip-compressed request")
+        for _ in range(CANCELLED_CALLS):
+            stub.SearchPromises.future(promise_pb2.SearchPromisesRequest(id=f"{run}-wide-*"), timeout=60).cancel()
+        expired = collections.Counter()
+        for _ in range(CANCELLED_CALLS):
+            try:
+                stub.SearchPromises(promise_pb2.SearchPromisesRequest(id=f"{run}-wide-*"), timeout=0.005)
+                expired["answered"] += 1
+            except grpc.RpcError as e:
+                expired[e.code().name] += 1
+        check(set(expired) <= {"answered", "DEADLINE_EXCEEDED"}, f"calls with a 5 ms deadline: {dict(expired)}")
+        read = stub.ReadPromise(promise_pb2.ReadPromiseRequest(id=f"{run}-gzip"), timeout=10)
+        check(read.promise.id == f"{run}-gzip", "a read after the cancelled calls")
+        ok(f"gRPC a gzip-compressed request; {CANCELLED_CALLS} calls cancelled by the client and {CANCELLED_CALLS} "
+           f"with a 5 ms deadline ({dict(expired)}), then the channel still answers")
 
         near_limit = b"x" * (MAX_GRPC_MESSAGE - 1000)
         created = stub.CreatePromise(promise_pb2.CreatePromiseRequest(
