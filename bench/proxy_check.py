@@ -16,7 +16,9 @@ section (only its ports changed to free ones), then checks through the proxy wit
 Prints each thing verified; exits non-zero at the first check that fails, naming it. Not part of
 `make test` (it needs nginx or HAProxy from Debian: `apt-get install -y nginx haproxy`).
 
-Usage: python bench/proxy_check.py --proxy nginx|haproxy [--keep-logs]
+Usage: python bench/proxy_check.py --proxy nginx|haproxy [--keep-logs] [--drain-first]
+--drain-first takes the server out of the proxy's rotation (nginx: `down` and a reload; HAProxy:
+maintenance through its admin socket) before sending it SIGTERM.
        python bench/proxy_check.py --proxy nginx|haproxy --bench [--seconds 5] [--repeat 2] [--clients 64]
 --bench measures instead of checking: HTTP create@64 straight to one server, through the proxy in front
 of one server, straight to two servers (round-robin) and through the proxy in front of two, in one run,
@@ -35,6 +37,7 @@ import queue
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -146,6 +149,7 @@ class Proxy:
         self.log = workdir / f"{kind}.log"
         self.proc: subprocess.Popen | None = None
         block = with_ports(documented_block(kind), mapping)
+        self.block = block
         block = "".join(line for line in block.splitlines(keepends=True)
                         if not any(f":{port}" in line for port in left_out))
         if kind == "nginx":
@@ -161,7 +165,9 @@ class Proxy:
             self.test = self.command + ["-t"]
         else:
             self.config = workdir / "haproxy.cfg"
-            self.config.write_text(f"global\n    pidfile {workdir}/haproxy.pid\n\n{block}")
+            self.admin_socket = workdir / "admin.sock"
+            self.config.write_text(f"global\n    pidfile {workdir}/haproxy.pid\n"
+                                   f"    stats socket {self.admin_socket} level admin\n\n{block}")
             self.command = ["haproxy", "-db", "-f", str(self.config)]
             self.test = ["haproxy", "-c", "-f", str(self.config)]
 
@@ -186,6 +192,32 @@ class Proxy:
             return all(port_is_open(p) for p in ports)
 
         wait_until(listening, f"{self.kind} to listen on {ports}", 20)
+
+    def take_out(self, ports: tuple[int, ...]) -> None:
+        """Takes the server listening on `ports` out of rotation: nginx marks it `down` and reloads, HAProxy
+        puts it in maintenance through its admin socket."""
+        if self.kind == "nginx":
+            conf = self.dir / "resonate.conf"
+            conf.write_text("".join(
+                line.replace(";", " down;", 1) if line.strip().startswith("server ")
+                and any(f":{port};" in line for port in ports) else line
+                for line in conf.read_text().splitlines(keepends=True)))
+            result = subprocess.run(self.command + ["-s", "reload"], capture_output=True, text=True)
+            check(result.returncode == 0, f"nginx -s reload: {result.stderr}")
+            return
+        backend = ""
+        for line in self.block.splitlines():
+            words = line.split()
+            if words[:1] == ["backend"]:
+                backend = words[1]
+            elif words[:1] == ["server"] and any(f":{port}" in words[2] for port in ports):
+                self.admin(f"set server {backend}/{words[1]} state maint")
+
+    def admin(self, command: str) -> str:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.connect(str(self.admin_socket))
+            sock.sendall(command.encode() + b"\n")
+            return sock.makefile().read()
 
     def pids(self) -> list[int]:
         """The proxy's processes: the nginx master and its workers, or HAProxy."""
@@ -467,6 +499,16 @@ def check_stream(http: httpx.Client, poll_url: str, servers: list[Server], run: 
         stream.close()
 
 
+QUIET_CHECK_S = 0.5  # how long a server taken out of rotation must get no request before it is stopped
+
+
+def no_new_requests(server: Server) -> bool:
+    """True when the server's request counters (HTTP and gRPC) did not move for QUIET_CHECK_S."""
+    before = requests_served(server, "http"), requests_served(server, "grpc")
+    time.sleep(QUIET_CHECK_S)
+    return (requests_served(server, "http"), requests_served(server, "grpc")) == before
+
+
 def held_streams(server: Server) -> int:
     text = httpx.get(server.metrics_url, timeout=5).text
     for line in text.splitlines():
@@ -475,8 +517,10 @@ def held_streams(server: Server) -> int:
     return 0
 
 
-def check_sigterm(http_url: str, grpc_target: str, poll_url: str, servers: list[Server], run: str) -> None:
-    """Stops the second server with SIGTERM while a client keeps creating; nothing must fail."""
+def check_sigterm(http_url: str, grpc_target: str, poll_url: str, servers: list[Server], run: str,
+                  proxy: Proxy | None = None) -> None:
+    """Stops the second server with SIGTERM while clients keep creating; nothing must fail. With `proxy`,
+    the server is first taken out of the proxy's rotation, and stopped once it gets no more requests."""
     stop = threading.Event()
     results: list[tuple[str, int, str]] = []  # (protocol, 201 or the error's status, text)
 
@@ -510,6 +554,12 @@ def check_sigterm(http_url: str, grpc_target: str, poll_url: str, servers: list[
         t.start()
     wait_until(lambda: len(results) >= 100, "the load to start", 30)
     victim = servers[-1]
+    how = "SIGTERM"
+    if proxy is not None:
+        proxy.take_out((victim.http_port, victim.grpc_port, victim.poll_port))
+        wait_until(lambda: no_new_requests(victim), "the server taken out to get no more requests", 30,
+                   interval=0)
+        how = "out of rotation, then SIGTERM"
     began = time.monotonic()
     victim.proc.send_signal(signal.SIGTERM)
     code = victim.proc.wait(30)
@@ -523,10 +573,11 @@ def check_sigterm(http_url: str, grpc_target: str, poll_url: str, servers: list[
         mine = [(status, text) for p, status, text in results if p == protocol]
         failures = collections.Counter(f"{status} {text[:100]}" for status, text in mine if status != 201)
         if failures:
-            record_failure(f"{protocol}: {sum(failures.values())} of {len(mine)} creates failed around the SIGTERM "
-                           f"(server {len(servers)} exited {stopped_in:.1f} s after the signal): {dict(failures)}")
+            record_failure(f"{protocol}: {sum(failures.values())} of {len(mine)} creates failed around the stop "
+                           f"({how}; server {len(servers)} exited {stopped_in:.1f} s after the signal): "
+                           f"{dict(failures)}")
         else:
-            ok(f"{protocol}: SIGTERM to server {len(servers)} (exit code {code}, {stopped_in:.1f} s after the signal) "
+            ok(f"{protocol}: {how} to server {len(servers)} (exit code {code}, {stopped_in:.1f} s after the signal) "
                f"under load from {LOAD_THREADS} clients: {len(mine)} creates through the proxy, none failed")
 
     with httpx.Client(base_url=http_url, timeout=10) as http:
@@ -547,7 +598,7 @@ def check_sigterm(http_url: str, grpc_target: str, poll_url: str, servers: list[
 
 # -- the run
 
-def run(kind: str, keep_logs: bool) -> int:
+def run(kind: str, keep_logs: bool, drain_first: bool = False) -> int:
     if shutil.which(kind) is None:
         print(f"{kind} is not installed: {INSTALL_HINT[kind]} (Debian), then run this again", file=sys.stderr)
         return 2
@@ -576,7 +627,7 @@ def run(kind: str, keep_logs: bool) -> int:
             check_http(http, servers, run_id)
             check_grpc(grpc_target, servers, run_id, kind)
             check_stream(http, poll_url, servers, run_id, "both-up")
-        check_sigterm(http_url, grpc_target, poll_url, servers, run_id)
+        check_sigterm(http_url, grpc_target, poll_url, servers, run_id, proxy if drain_first else None)
         if FAILURES:
             failed = True
             print(f"{len(FAILURES)} check(s) failed through {kind}:\n  " + "\n  ".join(FAILURES), file=sys.stderr)
@@ -668,6 +719,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--proxy", choices=("nginx", "haproxy"), required=True)
     parser.add_argument("--keep-logs", action="store_true", help="keep the proxy's files and logs")
+    parser.add_argument("--drain-first", action="store_true",
+                        help="take the server out of the proxy's rotation before sending it SIGTERM")
     parser.add_argument("--bench", action="store_true",
                         help="instead of the checks, measure HTTP creates straight to 1 and 2 servers and through "
                              "the proxy in front of 1 and 2 servers, in one run")
@@ -677,7 +730,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.bench:
         return run_bench(args.proxy, args.seconds, args.repeat, args.clients)
-    return run(args.proxy, args.keep_logs)
+    return run(args.proxy, args.keep_logs, args.drain_first)
 
 
 if __name__ == "__main__":
