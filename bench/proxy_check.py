@@ -10,16 +10,20 @@ section (only its ports changed to free ones), then checks through the proxy wit
   request just under and one over the server's 4 MiB limit, and that the calls reached both servers;
 - the poll stream: a worker's server-sent event stream opened through the proxy receives the task
   messages of promises tagged `resonate:invoke` created through the proxy (on either server);
-- one server stopped with SIGTERM while a client keeps creating through the proxy: every request is
-  answered by the other server, and HTTP, gRPC and the poll stream keep working afterwards.
+- one server stopped with SIGTERM while 4 HTTP and 4 gRPC clients keep creating through the proxy: no
+  request may fail; then HTTP, gRPC and the poll stream keep working through the other server.
 
-Prints each thing verified; exits non-zero at the first check that fails, naming it. Not part of
-`make test` (it needs nginx or HAProxy from Debian: `apt-get install -y nginx haproxy`).
+Prints each thing verified ("ok"), a known limitation of the proxy ("note"), or what failed ("FAIL");
+exits 1 if anything failed (a broken check stops the run, a failed SIGTERM count does not), 2 if the
+proxy is not installed. Not part of `make test` (it needs nginx or HAProxy from Debian:
+`apt-get install -y nginx haproxy`). Takes about a minute; the proxy's files go to a temporary
+directory, kept with --keep-logs or when something failed.
 
 Usage: python bench/proxy_check.py --proxy nginx|haproxy [--keep-logs] [--drain-first]
+       python bench/proxy_check.py --proxy nginx|haproxy --bench [--seconds 5] [--repeat 2] [--clients 64]
+
 --drain-first takes the server out of the proxy's rotation (nginx: `down` and a reload; HAProxy:
 maintenance through its admin socket) before sending it SIGTERM.
-       python bench/proxy_check.py --proxy nginx|haproxy --bench [--seconds 5] [--repeat 2] [--clients 64]
 --bench measures instead of checking: HTTP create@64 straight to one server, through the proxy in front
 of one server, straight to two servers (round-robin) and through the proxy in front of two, in one run,
 with the CPU per request of the servers, the proxy and PostgreSQL.
