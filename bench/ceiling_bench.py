@@ -310,7 +310,22 @@ def our_server_from(tree: str | None, loop: str = "asyncio"):
     return Server()
 
 
-def cpu_compare(seconds: float, repeat: int, baseline: str | None, loop: str) -> None:
+def parse_cells(spec: str) -> list[tuple[str, int]]:
+    """`create@16,read@64` -> [("create", 16), ("read", 64)]; reads and completes need a create cell before
+    them (they use its promises)."""
+    cells = []
+    for cell in spec.split(","):
+        op, _, clients = cell.strip().partition("@")
+        if op not in ("create", "read", "complete") or not clients.isdigit():
+            raise argparse.ArgumentTypeError(f"a cell is OPERATION@CLIENTS, e.g. read@64: got {cell!r}")
+        cells.append((op, int(clients)))
+    if cells[0][0] != "create":
+        raise argparse.ArgumentTypeError("the first cell must be a create (later cells use its promises)")
+    return cells
+
+
+def cpu_compare(seconds: float, repeat: int, baseline: str | None, loop: str,
+                cells: list[tuple[str, int]] = CPU_CELLS) -> None:
     """Server CPU per request (user+system of all threads, from /proc) of the bare endpoint, ours and,
     with `baseline`, ours at that revision, for each cell; servers interleaved, `repeat` rounds."""
     tree = (baseline if os.path.isdir(baseline) else baseline_tree(baseline)) if baseline else None
@@ -327,7 +342,7 @@ def cpu_compare(seconds: float, repeat: int, baseline: str | None, loop: str) ->
             server.start()
             try:
                 shares: list[float] = []
-                rows, load = asyncio.run(run_cells(server.url, name, seconds, CPU_CELLS, pid=server.proc.pid,
+                rows, load = asyncio.run(run_cells(server.url, name, seconds, cells, pid=server.proc.pid,
                                                    loop_shares=shares))
             finally:
                 server.stop()
@@ -343,7 +358,7 @@ def cpu_compare(seconds: float, repeat: int, baseline: str | None, loop: str) ->
           f"{repeat} interleaved rounds; event loop: {loop}); req/s and core busy are medians")
     print(f"{'cell':<13}" + "".join(f"{n:>28}" for n in names) + f"{'bare/ours':>11}"
           + (f"{'bare/before':>13}" if tree else ""))
-    for op, c in CPU_CELLS:
+    for op, c in cells:
         cols = []
         for n in names:
             values = cpu[(n, op, c)]
@@ -358,7 +373,7 @@ def cpu_compare(seconds: float, repeat: int, baseline: str | None, loop: str) ->
     print("\nbare/ours = bare CPU per request / ours (medians): the req/s ratio both would reach alone on a "
           "saturated core.\nour event-loop thread's share of our CPU (median):")
     for n in names[1:]:
-        print(f"  {n:<16}" + "  ".join(f"{op}@{c} {median(loop_share[(n, op, c)]):.0%}" for op, c in CPU_CELLS))
+        print(f"  {n:<16}" + "  ".join(f"{op}@{c} {median(loop_share[(n, op, c)]):.0%}" for op, c in cells))
 
 
 def layer_cost(requests: int) -> None:
@@ -382,6 +397,9 @@ def layer_cost(requests: int) -> None:
         kernel.stop()
 
     class RecordedKernel:
+        def answer_now(self, request):
+            return None  # every answer through submit_async, as recorded
+
         def submit_async(self, request, dedup=None):
             future = asyncio.get_running_loop().create_future()
             future.set_result(answers[type(request).__name__])
@@ -450,6 +468,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio",
                         help="event loop of every server (bare and ours alike, so the ratio stays fair)")
     parser.add_argument("--tail", action="store_true", help="ours at 64 clients under garbage-collection variants")
+    parser.add_argument("--cells", type=parse_cells, default=CPU_CELLS,
+                        help="with --cpu: the cells, e.g. create@16,read@16,read@64 (first a create)")
     args = parser.parse_args(argv)
     if args.serve_bare:
         serve_bare(args.serve_bare, args.loop)
@@ -462,7 +482,7 @@ def main(argv: list[str] | None = None) -> None:
         tail_experiments(args.seconds)
         return
     if args.cpu:
-        cpu_compare(args.seconds, args.repeat, args.baseline, args.loop)
+        cpu_compare(args.seconds, args.repeat, args.baseline, args.loop, args.cells)
         return
     if args.profile:
         tree = args.baseline if args.baseline and os.path.isdir(args.baseline) else (

@@ -10,8 +10,9 @@ is the gRPC ceiling, measured the same way. The load generator's own CPU share i
 ~100% it, not the server, is the bottleneck, and req/s says nothing about the server (CPU per request
 still does).
 
-The gRPC load: grpc.aio, `--channels` channels (default 4), each call a raw-bytes unary call (no stub,
-messages serialized once per call), `clients` concurrent calls spread over the channels. The HTTP load:
+The gRPC load: bench/raw_grpc.py's minimal HTTP/2 client over `--channels` connections (default 4), or
+with `--client grpcio` grpc.aio channels (raw-bytes unary calls, no stub), `clients` concurrent calls
+spread over the connections. The HTTP load:
 bench/http_bench.py's raw keep-alive client, one connection per concurrent client.
 
 With `--ours-src DIR` a second build of our server (e.g. a `git archive` of an earlier commit unpacked
@@ -100,7 +101,7 @@ def threads_breakdown(seconds: float, channels: int, ops: list[str]) -> None:
     server = our_server(label="ours", variant="thread-names").start()
     try:
         async def load():
-            grpc_load = GrpcLoad(f"127.0.0.1:{server.grpc_port}", channels)
+            grpc_load = GrpcLoad(f"127.0.0.1:{server.grpc_port}", channels, RAW_CLIENT[0])
             await grpc_load.ready()
             pools = {"grpc": Pools(), "http": Pools()}
             for op in ops:
@@ -317,21 +318,44 @@ def our_server(src: str | None = None, label: str = "ours", variant: str | None 
 
 # --- the load -----------------------------------------------------------------------------------------
 
-class GrpcLoad:
-    """Raw-bytes unary calls over a few grpc.aio channels."""
+RAW_CLIENT = [True]  # --client: the raw bench client (True) or grpc.aio (False)
 
-    def __init__(self, target: str, channels: int):
-        import grpc
-        self.grpc = grpc
-        self.channels = [grpc.aio.insecure_channel(target) for _ in range(channels)]
-        self.calls = {path: [ch.unary_unary(path) for ch in self.channels] for path in PATH_BY_OPERATION.values()}
+
+class GrpcLoad:
+    """Raw-bytes unary calls over a few connections: bench/raw_grpc.py's minimal client (`raw`, the default:
+    it costs the load core far less per call than grpcio's), or grpc.aio channels."""
+
+    def __init__(self, target: str, channels: int, raw: bool = True):
+        self.target, self.raw, self.channels = target, raw, channels
+        self.pool = None
+        if not raw:
+            import grpc
+            self.aio = [grpc.aio.insecure_channel(target) for _ in range(channels)]
+            self.calls = {path: [ch.unary_unary(path) for ch in self.aio] for path in PATH_BY_OPERATION.values()}
 
     async def ready(self) -> None:
-        for ch in self.channels:
+        if self.raw:
+            from bench.raw_grpc import RawGrpcPool
+            host, port = self.target.rsplit(":", 1)
+            self.pool = await RawGrpcPool.open(host, int(port), self.channels)
+            return
+        for ch in self.aio:
             await asyncio.wait_for(ch.channel_ready(), READY_TIMEOUT_S)
 
+    async def call(self, path: str, worker_index: int, message: bytes) -> None:
+        if self.raw:
+            status, code, _ = await self.pool.call(path, message)
+            if status != 0:
+                raise RuntimeError(f"{path}: grpc-status {status}, resonate-code {code}")
+            return
+        await self.calls[path][worker_index % self.channels](message, timeout=30)
+
     async def close(self) -> None:
-        for ch in self.channels:
+        if self.raw:
+            if self.pool is not None:
+                self.pool.close()
+            return
+        for ch in self.aio:
             await ch.close()
 
 
@@ -374,8 +398,7 @@ async def timed_cell(transport: str, server, operation: str, clients: int, secon
                 if not pools.pending:
                     return False
                 pid = pools.pending.pop()
-            call = grpc_load.calls[PATH_BY_OPERATION[operation]][worker_index % len(grpc_load.channels)]
-            await call(grpc_request(operation, pid), timeout=30)
+            await grpc_load.call(PATH_BY_OPERATION[operation], worker_index, grpc_request(operation, pid))
             if operation == "create":
                 pools.ids.append(pid)
                 pools.pending.append(pid)
@@ -476,7 +499,7 @@ async def run_all(servers: list, ops: list[str], levels: list[int], seconds: flo
     loads = {}
     pools = {}
     for s in servers:
-        loads[s.label] = GrpcLoad(f"127.0.0.1:{s.grpc_port}", channels)
+        loads[s.label] = GrpcLoad(f"127.0.0.1:{s.grpc_port}", channels, RAW_CLIENT[0])
         await loads[s.label].ready()
         for transport in ("grpc", "http"):
             pools[(s.label, transport)] = Pools()
@@ -540,7 +563,7 @@ def profile(operation: str, out: str, seconds: float, channels: int) -> None:
     server = our_server().start()
     try:
         async def load():
-            grpc_load = GrpcLoad(f"127.0.0.1:{server.grpc_port}", channels)
+            grpc_load = GrpcLoad(f"127.0.0.1:{server.grpc_port}", channels, RAW_CLIENT[0])
             await grpc_load.ready()
             pools = Pools()
             if operation != "create":
@@ -643,7 +666,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variants", default="", help="also our server in these bench-only variants "
                         f"(comma-separated, from: {', '.join(VARIANTS)})")
     parser.add_argument("--no-ours", action="store_true", help="only the bare server(s)")
+    parser.add_argument("--client", choices=["raw", "grpcio"], default="raw",
+                        help="gRPC load: bench/raw_grpc.py's minimal client (default) or grpc.aio channels")
     args = parser.parse_args(argv)
+    RAW_CLIENT[0] = args.client == "raw"
     if args.serve_bare_h2:
         serve_bare_h2(args.serve_bare_h2)
         return

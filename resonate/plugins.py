@@ -86,9 +86,11 @@ BUILTIN_SENDERS: dict[str, str] = {
     "http": "resonate.plugins:build_http_sender",
     "kafka": "resonate.plugins:build_kafka_sender",
 }
+# started in this order: gRPC listens before HTTP answers its first /ping, which is what clients and
+# orchestrators take as "the server is up"
 BUILTIN_TRANSPORTS: dict[str, str] = {
-    "http": "resonate.api.http.transport:build_http_transport",
     "grpc": "resonate.plugins:build_grpc_transport",
+    "http": "resonate.api.http.transport:build_http_transport",
     "kafka": "resonate.plugins:build_kafka_transport",
 }
 

@@ -35,11 +35,23 @@ _ENCODER = json.JSONEncoder(
     allow_nan=False,  # Go refuses NaN/Inf ("json: unsupported value") instead of emitting invalid JSON
     default=_encode_default,
 )
+# What _ENCODER.encode runs, built once instead of per call (JSONEncoder.iterencode makes a new C encoder
+# each time): the same C encoder and options. No circular-reference markers: shared between threads, a
+# markers dict could report an object two threads encode at once; rendered answers are trees.
+_C_ENCODE = (json.encoder.c_make_encoder(None, _encode_default, json.encoder.encode_basestring, None, ":", ",",
+                                         False, False, False)
+             if json.encoder.c_make_encoder is not None else None)
+
+
+def _encode(obj: Any) -> str:
+    if _C_ENCODE is None:
+        return _ENCODER.encode(obj)
+    return "".join(_C_ENCODE(obj, 0))
 
 
 def dumps(obj: Any) -> str:
     """Encode ``obj`` compactly with Go's escaping rules (see module docstring)."""
-    text = _ENCODER.encode(obj)
+    text = _encode(obj)
     # "in" and str.replace are C-speed scans; most responses contain none of these characters.
     if "<" in text:
         text = text.replace("<", "\\u003c")

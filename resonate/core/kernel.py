@@ -175,11 +175,15 @@ class Kernel:
             future.set_exception(refused)
         return future
 
-    def submit_async(self, request: Any, dedup: Dedup | None = None) -> "asyncio.Future":
+    def submit_async(self, request: Any, dedup: Dedup | None = None,
+                     loop: asyncio.AbstractEventLoop | None = None) -> "asyncio.Future":
         """`submit` for callers on an event loop: the answer arrives as a future of the running loop.
         Cancelling it before a writer takes the request drops the request; after that it runs anyway.
-        The writer sets a batch's answers with one call per loop, not one thread hand-off per request."""
-        loop = asyncio.get_running_loop()
+        The writer sets a batch's answers with one call per loop, not one thread hand-off per request.
+        A caller that has the running `loop` at hand passes it (on Python 3.11 looking it up costs a
+        getpid() system call)."""
+        if loop is None:
+            loop = asyncio.get_running_loop()
         future = loop.create_future()
         if dedup is None and type(request) in READ_ONLY and self.concurrent_reads:
             outcome = self._read_now(request)
@@ -190,6 +194,14 @@ class Kernel:
         if refused is not None:
             future.set_exception(refused)
         return future
+
+    def answer_now(self, request: Any) -> tuple[bool, Any] | None:
+        """(ok, result or ApiError) for a read answered on the caller's thread, exactly as `submit` or
+        `submit_async` would answer it, or None when the request must be submitted. For an event-loop
+        caller it saves the future (and, on Python 3.11, the getpid() of `asyncio.get_running_loop`)."""
+        if type(request) in READ_ONLY and self.concurrent_reads:
+            return self._read_now(request)
+        return None
 
     def _read_now(self, request: Any) -> tuple[bool, Any] | None:
         """Answers a read on the caller's thread, or None when the writer must: the kernel is refusing or
@@ -209,7 +221,7 @@ class Kernel:
         if reader is None:  # every read connection is in use
             return None
         try:
-            ctx = Context(tx=reader, now=now, config=self.config, outbox=[])
+            ctx = Context(reader, now, self.config, [])  # tx, now, config, outbox
             outcome: tuple[bool, Any] = (True, EXECUTORS[type(request)](ctx, request))
         except ApiError as e:
             outcome = (False, e)

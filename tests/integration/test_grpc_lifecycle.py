@@ -87,3 +87,10 @@ def test_taken_grpc_address_is_a_clear_startup_error():
             proc = subprocess.run(server.command(), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, timeout=60)
     assert proc.returncode != 0
     assert f"resonate: could not listen for gRPC on 127.0.0.1:{server.grpc_port}" in Path(server.log_path).read_text()
+
+
+def test_grpc_listens_as_soon_as_http_answers_ping():
+    """Clients and orchestrators take a 200 from /ping as "the server is up": gRPC must accept by then."""
+    with ServerProcess(grpc=True) as server:  # started: /ping answered
+        with socket.create_connection(("127.0.0.1", server.grpc_port), timeout=5):
+            pass

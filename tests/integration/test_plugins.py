@@ -34,7 +34,7 @@ def installed_plugins(tmp_path, monkeypatch):
 
 def test_entry_points_join_the_builtin_table(installed_plugins):
     registry = Registry.default()
-    assert list(registry.transports) == ["http", "grpc", "kafka", "line"]
+    assert list(registry.transports) == ["grpc", "http", "kafka", "line"]
     assert list(registry.senders) == ["poll", "http", "kafka", "memory"]
     assert "line" not in Registry.default(discover=False).transports
 

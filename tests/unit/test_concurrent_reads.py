@@ -246,3 +246,77 @@ def test_read_connections_are_pooled_and_bounded(tmp_path):
         assert len(store._readers) == READERS_MAX  # reused, never more
     finally:
         kernel.stop()
+
+
+def test_consecutive_reads_share_one_read_transaction_until_a_commit(tmp_path):
+    """A read connection keeps its snapshot across reads (no WAL read lock per statement) only while nothing
+    was committed since it began: the first read after a commit starts a new one and sees the commit."""
+    store = SqliteStore(str(tmp_path / "k.db"))
+    kernel = make_kernel(store)
+    try:
+        assert call(kernel, "promises.create", id="p", timeout=FAR).code == 20100
+        assert call(kernel, "promises.read", id="p").body.state is PromiseState.PENDING
+        (tx,) = store._free_readers
+        began = tx.held
+        assert began == store.commits and tx.conn.in_transaction  # held after the read
+        for _ in range(3):
+            assert call(kernel, "promises.read", id="p").body.state is PromiseState.PENDING
+        assert store._free_readers == [tx] and tx.held == began  # the same transaction, reused
+        assert call(kernel, "promises.complete", id="p", state="RESOLVED").code == 20100
+        assert store.commits != began
+        assert call(kernel, "promises.read", id="p").body.state is PromiseState.RESOLVED
+        assert tx.held == store.commits  # renewed at the commit's count
+    finally:
+        kernel.stop()
+
+
+def test_a_commit_through_any_connection_of_the_store_renews_held_reads(tmp_path):
+    store = SqliteStore(str(tmp_path / "k.db"))
+    kernel = make_kernel(store)
+    other = store.connect()  # a second writer connection: not the kernel's
+    try:
+        assert call(kernel, "promises.read", id="p").code == PROMISE_NOT_FOUND  # a snapshot held without p
+        other.begin()
+        other.conn.execute("INSERT INTO promises (id, state, timeout, created_on) VALUES ('p', 1, ?, 0)", (FAR,))
+        other.commit()
+        assert call(kernel, "promises.read", id="p").body.id == "p"
+    finally:
+        other.close()
+        kernel.stop()
+
+
+def test_a_read_in_progress_during_a_commit_ends_its_transaction_at_release(tmp_path):
+    """A read that began before a commit may answer from its snapshot (it overlapped the write), but its
+    connection goes back to the pool without that stale snapshot."""
+    store = SqliteStore(str(tmp_path / "k.db"))
+    kernel = make_kernel(store)
+    try:
+        assert call(kernel, "promises.create", id="p", timeout=FAR).code == 20100
+        tx = store.reader()
+        assert tx.read_promise("p").state is PromiseState.PENDING
+        assert call(kernel, "promises.complete", id="p", state="RESOLVED").code == 20100
+        assert tx.read_promise("p").state is PromiseState.PENDING  # its snapshot, as a read overlapping a write
+        store.release_reader(tx)
+        assert tx.held is None and not tx.conn.in_transaction
+        assert call(kernel, "promises.read", id="p").body.state is PromiseState.RESOLVED
+    finally:
+        kernel.stop()
+
+
+def test_answer_now_answers_reads_as_submit_and_leaves_the_rest_to_it(tmp_path):
+    kernel = make_kernel(SqliteStore(str(tmp_path / "k.db")))
+    try:
+        create = decode("promises.create", {"id": "p", "timeout": FAR})
+        assert kernel.answer_now(create) is None  # a write: submitted
+        assert kernel.call(create).code == 20100
+        ok, result = kernel.answer_now(decode("promises.read", {"id": "p"}))
+        assert ok and result == kernel.call(decode("promises.read", {"id": "p"}))
+        ok, error = kernel.answer_now(decode("promises.read", {"id": "missing"}))
+        assert not ok and isinstance(error, ApiError) and error.code == PROMISE_NOT_FOUND
+        with kernel._room:
+            kernel._pending = kernel.queue_limit  # full: the writer path answers (50301)
+        assert kernel.answer_now(decode("promises.read", {"id": "p"})) is None
+        with kernel._room:
+            kernel._pending = 0
+    finally:
+        kernel.stop()

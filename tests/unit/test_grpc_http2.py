@@ -27,6 +27,7 @@ class FakeTransport(asyncio.Transport):
         super().__init__()
         self.written = bytearray()
         self.closing = False
+        self.reading = True
 
     def write(self, data) -> None:
         assert not self.closing, "written after close"
@@ -37,6 +38,12 @@ class FakeTransport(asyncio.Transport):
 
     def close(self) -> None:
         self.closing = True
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
 
 
 class Client:
@@ -384,4 +391,16 @@ def test_request_headers_over_the_advertised_size_end_the_connection():
                     frame(CONTINUATION, END_HEADERS, 1, pieces[-1]))
         goaway = of_kind(client.frames(), GOAWAY)
         assert goaway and int.from_bytes(goaway[0][3][4:8], "big") == http2.COMPRESSION_ERROR
+    asyncio.run(scenario())
+
+
+def test_a_client_that_does_not_read_is_not_read_from_until_it_does():
+    """A PING flood from a client that never reads its acknowledgements must not grow our output without
+    bound: when the transport's buffer is full (pause_writing), the connection stops reading."""
+    async def scenario():
+        client = Client()
+        client.connection.pause_writing()
+        assert not client.transport.reading
+        client.connection.resume_writing()
+        assert client.transport.reading
     asyncio.run(scenario())

@@ -71,3 +71,21 @@ def test_the_api_server_answers_keep_alive_requests_through_it():
             await server.stop()
 
     asyncio.run(go())
+
+
+def test_the_framework_app_still_sees_a_trusted_proxys_scheme():
+    """uvicorn's proxy-headers middleware now wraps only the framework app behind the fast path (which reads
+    neither client address nor scheme): its redirects still follow X-Forwarded-Proto from a trusted proxy."""
+    async def go():
+        server = AsgiServer(create_http_app(None), ("127.0.0.1", 0), 1, http=CoalescingHttpToolsProtocol)
+        await server.start()
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.address[1]}") as client:
+                r = await client.post("/callbacks/", headers={"x-forwarded-proto": "https"})
+                assert (r.status_code, r.headers["location"]) == (307, f"https://127.0.0.1:{server.address[1]}/callbacks")
+                r = await client.post("/callbacks/")
+                assert r.headers["location"] == f"http://127.0.0.1:{server.address[1]}/callbacks"
+        finally:
+            await server.stop()
+
+    asyncio.run(go())

@@ -208,6 +208,9 @@ def test_route_metrics_bind_series_on_first_use_and_count_as_before(tmp_path):
 class FailingKernel:
     """A kernel failing unexpectedly (not with an ApiError): the answer is Starlette's plain 500."""
 
+    def answer_now(self, request):
+        return None
+
     def submit_async(self, request, dedup=None):
         raise RuntimeError("boom")
 

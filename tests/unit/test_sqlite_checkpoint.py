@@ -105,3 +105,61 @@ def test_without_the_checkpointer_sqlite_checkpoints_in_commit_as_before(tmp_pat
     finally:
         conn.close()
         store.close()
+
+
+def read_filler(store) -> int:
+    """One read on a pooled read connection, which keeps its read transaction open afterwards."""
+    tx = store.reader()
+    try:
+        return tx.one("SELECT COUNT(*) FROM filler")[0]
+    finally:
+        store.release_reader(tx)
+
+
+def test_an_idle_read_connection_does_not_hold_back_the_checkpoint(store):
+    """A read connection keeps its snapshot between reads; a commit after it would leave it holding an old
+    snapshot, which keeps a checkpoint from copying past it. The checkpointer ends idle ones first."""
+    conn = store.connect()
+    try:
+        write(conn, 50)
+        assert read_filler(store) == 50
+        (held,) = store._free_readers
+        assert held.conn.in_transaction  # idle in the pool, snapshot at the first 50 pages
+        write(conn, 50)
+        wait_until(lambda: store.checkpointer.last_result is not None and store.checkpointer.last_result[1] >= 100,
+                   "a checkpoint after the second write")
+        busy, frames, copied = store.checkpointer.last_result
+        assert busy == 0 and copied == frames  # nothing held back by the idle reader
+        assert not held.conn.in_transaction
+        assert read_filler(store) == 100
+    finally:
+        conn.close()
+
+
+def test_a_wal_past_the_cap_is_restarted_while_reads_hold_snapshots(store, monkeypatch):
+    """A RESTART checkpoint waits for every reader (and blocks the writer meanwhile): reads must not keep a
+    snapshot past it. Reads keep running during the checkpoints; the log still starts from the beginning."""
+    monkeypatch.setattr(sqlite_store, "WAL_CAP_FRAMES", 300)
+    conn = store.connect()
+    stop = threading.Event()
+    counts: list[int] = []
+
+    def keep_reading():
+        while not stop.is_set():
+            counts.append(read_filler(store))
+
+    try:
+        write(conn, 1)
+        reader = threading.Thread(target=keep_reading)
+        reader.start()
+        write(conn, 400)
+        wait_until(lambda: store.checkpointer.restarts >= 1, "a RESTART checkpoint past the cap")
+        write(conn, 5)  # starts the log from the beginning
+        wait_until(lambda: store.checkpointer.last_result is not None and store.checkpointer.last_result[1] < 300,
+                   "the WAL to start again from its beginning")
+        wait_until(lambda: counts and counts[-1] == 406, "a read to see the last write")
+    finally:
+        stop.set()
+        if "reader" in locals():
+            reader.join(30)
+        conn.close()

@@ -234,6 +234,7 @@ class Http2Connection(asyncio.Protocol):
         # output written once per loop turn
         self._out: list[bytes] = []
         self._flush_scheduled = False
+        self._parsing = False  # inside data_received, which writes once at its end
         self._goaway_sent = False
 
     # -- asyncio.Protocol
@@ -254,10 +255,20 @@ class Http2Connection(asyncio.Protocol):
         self._streams.clear()
         self._blocked.clear()
 
+    def pause_writing(self) -> None:
+        # the client is not reading what we write (answers, PING and SETTINGS acknowledgements): stop
+        # reading its frames until it does, so a client cannot grow our output buffer without bound
+        self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if not self.closed:
+            self.transport.resume_reading()
+
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
         buffer = self._buffer + data if self._buffer else data
+        self._parsing = True
         try:
             position = 0
             if not self._preface_seen:
@@ -290,6 +301,8 @@ class Http2Connection(asyncio.Protocol):
         except ConnectionFailure as e:
             self._fail_connection(e.code, str(e))
             return
+        finally:
+            self._parsing = False
         self._maybe_ack_received()
         self.flush()
 
@@ -624,14 +637,24 @@ class Http2Connection(asyncio.Protocol):
             stream.pending = (memoryview(data), trailers)
             self._blocked.append(stream)
             self._send_blocked()
-        self._schedule_flush()
+        self._answered()
 
     def send_trailers_only(self, stream: _Stream, trailers: bytes) -> None:
         if not stream.open or self.closed:
             return
         self._send_headers(stream.id, END_STREAM | END_HEADERS, RESPONSE_HEADERS + trailers)
         self._finish(stream)
-        self._schedule_flush()
+        self._answered()
+
+    def _answered(self) -> None:
+        """Writes now when no other call of this connection awaits its answer (the one client waiting gets
+        it without another loop turn); otherwise once this turn's answers are all in."""
+        if self._parsing:
+            return  # data_received writes when it is done with what arrived
+        if self._streams:
+            self._schedule_flush()
+        else:
+            self.flush()
 
     def _plain_http_error(self, stream: _Stream, status: int, message: str) -> None:
         block = (_hpack_int(8, 4) + _hpack_string(str(status).encode())  # ":status", static entry 8's name

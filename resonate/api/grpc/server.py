@@ -24,6 +24,7 @@ from ...core.codes import (INTERNAL_ERROR, INVALID, SHUTTING_DOWN, STATUS_TEXT, 
                            ApiError, invalid, server_error)
 from ...core.operations import decode
 from ...observability.requests import RouteRecorder
+from ..listen import listening_socket
 from . import http2
 from .http2 import Http2Connection, UnaryCall, trailers_block
 from .mapping import RPCS, Rpc
@@ -93,7 +94,7 @@ class _Drain:
         return False
 
 
-def _handler(rpc: Rpc, kernel, drain: _Drain, authenticator=None):
+def _handler(rpc: Rpc, kernel, drain: _Drain, loop: asyncio.AbstractEventLoop, authenticator=None):
     """The behaviour of one RPC, on the loop. The kernel's future is never cancelled: a client that
     cancels or times out does not cancel the operation, which runs to completion as in the reference;
     the answer to a call whose client has left is dropped."""
@@ -104,23 +105,31 @@ def _handler(rpc: Rpc, kernel, drain: _Drain, authenticator=None):
     record = RouteRecorder("grpc", operation)
     not_a_message = f"the request is not a valid {rpc.request.DESCRIPTOR.full_name} message"
 
-    def finish(call: UnaryCall, started: float, gauge, request_id: str | None, future: asyncio.Future) -> None:
+    def finish(call: UnaryCall, started: float, gauge, request_id: str | None, ok: bool, value) -> None:
         drain.leave()
         record.leave(gauge)
-        try:
-            result = future.result()
-            reply = reply_of(result).SerializeToString()
-        except ApiError as e:
-            error = e
-        except Exception as e:  # a bug, not an input: answer cleanly and keep serving
-            log.exception("%s failed", rpc.path)
-            error = server_error(INTERNAL_ERROR, f"{type(e).__name__}: {e}")
+        if ok:
+            try:
+                reply = reply_of(value).SerializeToString()
+            except Exception as e:  # a bug, not an input: answer cleanly and keep serving
+                log.exception("%s failed", rpc.path)
+                ok, value = False, server_error(INTERNAL_ERROR, f"{type(e).__name__}: {e}")
+            else:
+                call.reply(reply, success_trailers(value.code))
+                record.finish(value.code, 0, time.perf_counter() - started, request_id)
+                return
+        if not isinstance(value, ApiError):
+            log.error("%s failed", rpc.path, exc_info=value)
+            value = server_error(INTERNAL_ERROR, f"{type(value).__name__}: {value}")
+        fail(call, value)
+        record.finish(value.code, grpc_status(value.code), time.perf_counter() - started, request_id)
+
+    def settled(call: UnaryCall, started: float, gauge, request_id: str | None, future: asyncio.Future) -> None:
+        error = future.exception()
+        if error is None:
+            finish(call, started, gauge, request_id, True, future.result())
         else:
-            call.reply(reply, success_trailers(result.code))
-            record.finish(result.code, 0, time.perf_counter() - started, request_id)
-            return
-        fail(call, error)
-        record.finish(error.code, grpc_status(error.code), time.perf_counter() - started, request_id)
+            finish(call, started, gauge, request_id, False, error)
 
     def handle(call: UnaryCall) -> None:
         try:
@@ -145,7 +154,8 @@ def _handler(rpc: Rpc, kernel, drain: _Drain, authenticator=None):
                 denied = authenticator.check_jwt(authorization, request)
                 if denied is not None:
                     raise denied
-            future = kernel.submit_async(request)
+            answered = kernel.answer_now(request)  # a read answered here, or None: submitted
+            future = kernel.submit_async(request, loop=loop) if answered is None else None
         except Exception as e:
             if not isinstance(e, ApiError):
                 log.exception("%s failed", rpc.path)
@@ -155,10 +165,12 @@ def _handler(rpc: Rpc, kernel, drain: _Drain, authenticator=None):
             fail(call, e)
             record.finish(e.code, grpc_status(e.code), time.perf_counter() - started, request_id)
             return
-        if future.done():  # a read answered beside the writer
-            finish(call, started, gauge, request_id, future)
+        if future is None:
+            finish(call, started, gauge, request_id, *answered)
+        elif future.done():
+            settled(call, started, gauge, request_id, future)
         else:
-            future.add_done_callback(functools.partial(finish, call, started, gauge, request_id))
+            future.add_done_callback(functools.partial(settled, call, started, gauge, request_id))
 
     return handle
 
@@ -172,9 +184,9 @@ def unimplemented(call: UnaryCall) -> None:
 _SERVICES = frozenset(rpc.service for rpc in RPCS)
 
 
-def dispatcher(kernel, drain: _Drain, authenticator=None):
-    """call -> its RPC's handler, by path; any other path is UNIMPLEMENTED."""
-    handlers = {rpc.path: _handler(rpc, kernel, drain, authenticator) for rpc in RPCS}
+def dispatcher(kernel, drain: _Drain, loop: asyncio.AbstractEventLoop, authenticator=None):
+    """call -> its RPC's handler, by path (handlers run on `loop`); any other path is UNIMPLEMENTED."""
+    handlers = {rpc.path: _handler(rpc, kernel, drain, loop, authenticator) for rpc in RPCS}
 
     def dispatch(call: UnaryCall) -> None:
         handlers.get(call.path, unimplemented)(call)
@@ -196,14 +208,16 @@ class GrpcServer:
 
     async def start(self) -> None:
         host, port = self.cfg.grpc_addr
-        dispatch = dispatcher(self.kernel, self._drain, self.authenticator)
+        dispatch = dispatcher(self.kernel, self._drain, asyncio.get_running_loop(), self.authenticator)
         connections = self._connections
         target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
-            server = await asyncio.get_running_loop().create_server(
-                lambda: Http2Connection(dispatch, MAX_MESSAGE_BYTES, connections), host or None, port)
+            # bound and listening before the first await: once another transport answers, so does this one
+            sock = listening_socket(host, port)
         except OSError as e:
             raise SystemExit(f"resonate: could not listen for gRPC on {target}: {e}") from None
+        server = await asyncio.get_running_loop().create_server(
+            lambda: Http2Connection(dispatch, MAX_MESSAGE_BYTES, connections), sock=sock)
         self._server = server
         self.port = server.sockets[0].getsockname()[1]
         log.info("gRPC listening on %s", target)

@@ -127,17 +127,22 @@ class FastApiFront:
     middleware as the framework app (`wrap`: basic auth, CORS), and the framework app for the rest."""
 
     def __init__(self, fallback, index: RouteIndex, wrap: Callable | None = None):
-        self.fallback = fallback
+        self.fallback = fallback  # the framework app
+        self._serve_fallback = fallback  # what requests it answers go through (`fallback_through`)
         self.index = index
         self.wrapped = wrap(self._serve_matched) if wrap is not None else None
 
+    def fallback_through(self, middleware: Callable) -> None:
+        """Requests for the framework app go through `middleware(framework app)` (applied once)."""
+        self._serve_fallback = middleware(self.fallback)
+
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or scope.get("root_path") or not self.index.usable:
-            await self.fallback(scope, receive, send)
+            await self._serve_fallback(scope, receive, send)
             return
         found = self.index.match(scope["method"], scope["path"])
         if found is None:
-            await self.fallback(scope, receive, send)
+            await self._serve_fallback(scope, receive, send)
             return
         try:
             if self.wrapped is None:

@@ -202,10 +202,11 @@ async def run_route(route: HttpRoute, kernel, settings: HttpSettings, raw_body: 
         else:
             fields = {}
         if isinstance(fields, dict):
-            for header, name in HEADER_FIELDS.items():
-                value = headers.get(header)
-                if value is not None:
-                    fields[name] = Text(value)
+            if headers:  # only what read_headers found: most requests carry none of these
+                for header, name in HEADER_FIELDS.items():
+                    value = headers.get(header)
+                    if value is not None:
+                        fields[name] = Text(value)
             if route.path_fields is not None:
                 fields.update(route.path_fields(path_params, settings))
         core_request = decode(route.operation, fields)
@@ -214,7 +215,13 @@ async def run_route(route: HttpRoute, kernel, settings: HttpSettings, raw_body: 
             denied = authenticator.check_jwt(headers.get("authorization"), core_request)
             if denied is not None:
                 raise denied
-        result = await kernel.submit_async(core_request)
+        answered = kernel.answer_now(core_request)  # a read answered here, or None: submitted
+        if answered is None:
+            result = await kernel.submit_async(core_request)
+        elif answered[0]:
+            result = answered[1]
+        else:
+            raise answered[1]
     except ApiError as e:
         return error_answer(e)
     if route.empty_body:

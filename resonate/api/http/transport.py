@@ -4,12 +4,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
+import weakref
 
 import uvicorn
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from ...core.delivery.poll import PollPlugin
+from ..listen import listening_socket
+from .asgi import FastApiFront
 
 log = logging.getLogger("resonate.http")
 
@@ -24,21 +27,28 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
-    """A TCP listening socket whose connections get TCP_NODELAY. asyncio sets it on accepted connections
-    only when the socket's proto is IPPROTO_TCP, which `socket.create_server` leaves at 0; without it a
-    response written in two parts waits for the client's delayed ACK (about 40 ms per request)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited by accepted sockets on Linux
-        sock.bind((host, port))
-        sock.listen(socket.SOMAXCONN)
-    except OSError:
-        sock.close()
-        raise
-    return sock
+class _Flusher:
+    """The held writes of one event loop's CoalescingTransports, flushed by one callback per loop iteration
+    (not one per write: under load an iteration answers many requests)."""
+
+    __slots__ = ("_loop", "_pending")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self._loop, self._pending = loop, []
+
+    def add(self, transport: "CoalescingTransport") -> None:
+        pending = self._pending
+        if not pending:
+            self._loop.call_soon(self._flush_all)
+        pending.append(transport)
+
+    def _flush_all(self) -> None:
+        pending, self._pending = self._pending, []
+        for transport in pending:
+            transport._flush()
+
+
+_flushers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Flusher]" = weakref.WeakKeyDictionary()
 
 
 class CoalescingTransport:
@@ -46,10 +56,13 @@ class CoalescingTransport:
     and body of an answer (uvicorn writes them separately) leave in one send(): one syscall and one TCP
     segment fewer per request. Streams still flush within the iteration that wrote them."""
 
-    __slots__ = ("_transport", "_loop", "_held")
+    __slots__ = ("_transport", "_flusher", "_held")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop):
-        self._transport, self._loop, self._held = transport, loop, None
+        flusher = _flushers.get(loop)
+        if flusher is None:
+            flusher = _flushers[loop] = _Flusher(loop)
+        self._transport, self._flusher, self._held = transport, flusher, None
 
     def write(self, data: bytes) -> None:
         if not data:
@@ -57,7 +70,7 @@ class CoalescingTransport:
         held = self._held
         if held is None:
             self._held = data
-            self._loop.call_soon(self._flush)
+            self._flusher.add(self)
         else:
             self._held = None
             self._transport.write(held + data)
@@ -97,6 +110,18 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         super().connection_made(CoalescingTransport(transport, self.loop))
 
 
+def uvicorn_config(app, **options) -> uvicorn.Config:
+    """uvicorn's Config for `app`. uvicorn wraps every application in its ProxyHeadersMiddleware (client
+    address and scheme from X-Forwarded-* of trusted proxies); the API's fast path (FastApiFront) reads
+    neither, so there only the framework app behind it is wrapped, with the same trusted hosts: the same
+    scopes reach the same code, one middleware layer fewer per fast request."""
+    if not isinstance(app, FastApiFront):
+        return uvicorn.Config(app, **options)
+    config = uvicorn.Config(app, proxy_headers=False, **options)
+    app.fallback_through(lambda fallback: ProxyHeadersMiddleware(fallback, trusted_hosts=config.forwarded_allow_ips))
+    return config
+
+
 class AsgiServer:
     """One uvicorn server on the running event loop; `stop` lets requests in flight finish within the grace."""
 
@@ -116,7 +141,7 @@ class AsgiServer:
         except OSError as e:
             raise SystemExit(f"resonate: could not listen on {host}:{port}: {e.strerror or e}") from None
         self.address = tuple(sock.getsockname()[:2])
-        config = uvicorn.Config(self.app, http=self.http, log_level="warning", access_log=False, lifespan="off",
+        config = uvicorn_config(self.app, http=self.http, log_level="warning", access_log=False, lifespan="off",
                                 log_config=None,  # uvicorn logs through our handler, on stdout
                                 timeout_graceful_shutdown=max(1, round(self.grace_s)))
         server = _QuietServer(config)

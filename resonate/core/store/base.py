@@ -85,7 +85,7 @@ class Store(ABC):
 
     def reader(self) -> Any:
         """A read-only transaction object (an SqlTx whose writes raise NeedsWriter) for the caller's use
-        until `release_reader`, or None when none is free; each statement sees the latest commit."""
+        until `release_reader`, or None when none is free; it sees every commit made before this call."""
         raise NotImplementedError
 
     def release_reader(self, tx: Any) -> None:

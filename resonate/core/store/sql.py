@@ -20,6 +20,10 @@ TASK_COLUMNS = ("id, process_id, state, root_promise_id, recv, mesg, timeout, co
 SCHEDULE_COLUMNS = ("id, description, cron, tags, promise_id, promise_timeout, promise_param_headers, "
                     "promise_param_data, promise_tags, last_run_time, next_run_time, idempotency_key, created_on, "
                     "sort_id")
+# point reads, built once: the driver's statement cache (and `q`'s) hash the same string object each time
+READ_PROMISE = f"SELECT {PROMISE_COLUMNS} FROM promises WHERE id = ?"
+READ_TASK = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?"
+READ_SCHEDULE = f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE id = ?"
 # States as the SQL compares them (the bit values of spec 1.11), named once
 PENDING = int(PromiseState.PENDING)
 TASK_INIT = int(TaskState.INIT)
@@ -43,7 +47,7 @@ def _text(raw: Any) -> str:
 
 
 def _map(raw: Any) -> dict[str, str]:
-    if raw is None:
+    if raw is None or raw == "{}":  # most headers and tags are empty (checked first: one compare per map)
         return {}
     if isinstance(raw, dict):
         return raw
@@ -61,11 +65,14 @@ def _json_map(m: dict[str, str]) -> str:
     return gojson.dumps(dict(sorted(m.items()))) if m else "{}"
 
 
+# a stored state -> its enum member by a dict lookup (calling the IntEnum class costs several times more)
+_PROMISE_STATES = {int(s): s for s in PromiseState}
+
+
 def promise_from_row(r) -> Promise:
-    return Promise(id=r[0], state=PromiseState(r[1]), param=Value(_map(r[2]), _blob(r[3])),
-                   value=Value(_map(r[4]), _blob(r[5])), timeout=r[6], idempotency_key_for_create=r[7],
-                   idempotency_key_for_complete=r[8], tags=_map(r[9]), created_on=r[10], completed_on=r[11],
-                   sort_id=r[12])
+    state = _PROMISE_STATES.get(r[1])
+    return Promise(r[0], PromiseState(r[1]) if state is None else state, Value(_map(r[2]), _blob(r[3])),
+                   Value(_map(r[4]), _blob(r[5])), r[6], r[7], r[8], _map(r[9]), r[10], r[11], r[12])
 
 
 def task_from_row(r) -> Task:
@@ -201,7 +208,7 @@ class SqlTx:
 
     # -- promises
     def read_promise(self, promise_id: str) -> Promise | None:
-        row = self.one(f"SELECT {PROMISE_COLUMNS} FROM promises WHERE id = ?", (promise_id,))
+        row = self.one(READ_PROMISE, (promise_id,))
         return promise_from_row(row) if row else None
 
     def search_promises(self, pattern: str, state_mask: int, tags: dict[str, str], limit: int,
@@ -287,7 +294,7 @@ class SqlTx:
              t.attempt)) == 1
 
     def read_task(self, task_id: str) -> Task | None:
-        row = self.one(f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,))
+        row = self.one(READ_TASK, (task_id,))
         return task_from_row(row) if row else None
 
     def update_task(self, t: Task, expected_states: int, expected_counter: int) -> bool:
@@ -319,7 +326,7 @@ class SqlTx:
 
     # -- schedules
     def read_schedule(self, schedule_id: str) -> Schedule | None:
-        row = self.one(f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE id = ?", (schedule_id,))
+        row = self.one(READ_SCHEDULE, (schedule_id,))
         return schedule_from_row(row) if row else None
 
     def search_schedules(self, pattern: str, tags: dict[str, str], limit: int, sort_id: int | None) -> list[Schedule]:

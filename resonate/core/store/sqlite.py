@@ -12,11 +12,12 @@ bounded, and by then the passive checkpoints have copied nearly all of it, so th
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import sqlite3
 import threading
-from typing import Callable, Iterator
+from typing import Callable, ContextManager, Iterator
 
 from . import tables
 from .. import deadlines as dl
@@ -52,10 +53,31 @@ class SqliteTx(SqlTx):
 
 
 class SqliteReadTx(SqliteTx):
-    """A read connection's transaction object: reads as the writer's, every write refused."""
+    """A read connection's transaction object: reads as the writer's, every write refused.
+
+    It keeps one read transaction open across reads (`held`: the writer's commit count when it began, None
+    when none is open), so consecutive reads share one snapshot instead of each taking and dropping SQLite's
+    WAL read lock (two fcntl calls and the WAL-index checks per statement)."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        super().__init__(conn.cursor())
+        self.conn = conn
+        self.held: int | None = None
 
     def execute(self, sql, params=()) -> int:
         raise NeedsWriter(sql.split(None, 1)[0])
+
+    def hold(self, commits: int) -> None:
+        """Begins a read transaction that sees at least every commit counted in `commits` (its snapshot is
+        taken by the first read, after the caller read the count)."""
+        self.end()
+        self.cur.execute("BEGIN")
+        self.held = commits
+
+    def end(self) -> None:
+        if self.held is not None:
+            self.held = None
+            self.cur.execute("ROLLBACK")  # read-only: nothing to undo, only the read lock to release
 
 
 # how often the checkpointer copies new commits into the database file: about SQLite's own cadence under
@@ -70,8 +92,11 @@ class WalCheckpointer:
     """Checkpoints a WAL database from its own thread and connection (see the module's docstring)."""
 
     def __init__(self, connect: Callable[[], sqlite3.Connection], interval_s: float = CHECKPOINT_INTERVAL_S,
-                 cap_frames: int = WAL_CAP_FRAMES):
+                 cap_frames: int = WAL_CAP_FRAMES,
+                 readers_paused: Callable[[], ContextManager[None]] = contextlib.nullcontext):
         self._connect = connect
+        # held read transactions ended and none held while a checkpoint runs (a RESTART waits for readers)
+        self._readers_paused = readers_paused
         self.interval_s = interval_s
         self.cap_frames = cap_frames
         self._committed = threading.Event()  # set by each commit since the last checkpoint
@@ -106,11 +131,12 @@ class WalCheckpointer:
 
     def checkpoint(self, conn: sqlite3.Connection) -> None:
         try:
-            result = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-            self.checkpoints += 1
-            if result[1] >= self.cap_frames:
-                result = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
-                self.restarts += 1
+            with self._readers_paused():
+                result = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                self.checkpoints += 1
+                if result[1] >= self.cap_frames:
+                    result = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+                    self.restarts += 1
             self.last_result = tuple(result)
         except sqlite3.Error:  # e.g. busy past the timeout: the next round tries again
             log.warning("WAL checkpoint failed; retrying in %.2fs", self.interval_s, exc_info=True)
@@ -133,6 +159,11 @@ class SqliteStore(Store):
         self.checkpointer: WalCheckpointer | None = None  # started with the first writer connection
         self._readers: list[sqlite3.Connection] = []  # every read connection opened (`reader`)
         self._free_readers: list[SqliteReadTx] = []  # those not in use
+        self._no_holding = False  # set while a checkpoint runs: reads end their transactions at release
+        # a new value after every commit through this store's connections (`_committed`); unique values, so
+        # two connections committing at once cannot leave it unchanged
+        self.commits = 0
+        self._commit_numbers = itertools.count(1)
 
     def _open(self) -> sqlite3.Connection:
         if self._memory:
@@ -160,7 +191,10 @@ class SqliteStore(Store):
             conn.execute("BEGIN IMMEDIATE")  # the write lock: servers starting together take turns
             try:
                 yield SqliteSchema(conn)
-                conn.execute("COMMIT")
+                try:
+                    conn.execute("COMMIT")
+                finally:
+                    self.commits = next(self._commit_numbers)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -178,11 +212,28 @@ class SqliteStore(Store):
     def reader(self) -> SqliteReadTx | None:
         """A free read connection's transaction object, or None when READERS_MAX are all in use (the read
         then goes to the writer). Pooled, not one per thread: a server with hundreds of handler threads
-        (gRPC) keeps a few connections, file descriptors and page caches, not hundreds."""
+        (gRPC) keeps a few connections, file descriptors and page caches, not hundreds.
+
+        A connection keeps its read transaction open while no commit has been counted since it began
+        (`commits`, counted after each COMMIT returns, before any answer goes out): its snapshot, taken by
+        its first read after the count was read, holds every commit answered so far, so a read never sees
+        older state than a commit already answered."""
+        commits = self.commits
         try:
-            return self._free_readers.pop()  # atomic: two threads never get the same one
+            tx = self._free_readers.pop()  # atomic: two threads never get the same one
         except IndexError:
-            pass
+            tx = self._new_reader()
+            if tx is None:
+                return None
+        if tx.held != commits or self._no_holding:
+            try:
+                tx.hold(commits)
+            except sqlite3.Error as e:
+                self._discard_reader(tx)
+                raise store_error(e) from e
+        return tx
+
+    def _new_reader(self) -> SqliteReadTx | None:
         with self._lock:
             if len(self._readers) >= READERS_MAX:
                 return None
@@ -195,21 +246,71 @@ class SqliteStore(Store):
                 conn.close()
                 raise store_error(e) from e
             self._readers.append(conn)
-        return SqliteReadTx(conn.cursor())
+        return SqliteReadTx(conn)
 
     def release_reader(self, tx: SqliteReadTx) -> None:
-        self._free_readers.append(tx)
+        """Back to the pool; its transaction stays open only while no commit has been counted since it began
+        and no checkpoint runs, so an idle connection never holds back a checkpoint."""
+        with self._lock:  # against `_readers_paused`: no transaction left held while a checkpoint waits
+            if tx.held != self.commits or self._no_holding:
+                try:
+                    tx.end()
+                except sqlite3.Error:  # the connection is broken: drop it, the pool opens another
+                    log.warning("ending a read transaction failed; read connection closed", exc_info=True)
+                    self._discard_reader(tx, locked=True)
+                    return
+            self._free_readers.append(tx)
+
+    def _discard_reader(self, tx: SqliteReadTx, locked: bool = False) -> None:
+        with contextlib.nullcontext() if locked else self._lock:
+            if tx.conn in self._readers:
+                self._readers.remove(tx.conn)
+        tx.held = None
+        tx.conn.close()
+
+    @contextlib.contextmanager
+    def _readers_paused(self) -> Iterator[None]:
+        """While a checkpoint runs: the free read connections' transactions ended, and every read ends its
+        own at release (a held snapshot would keep the checkpoint from copying past it, and a RESTART
+        checkpoint would wait for it while blocking the writer)."""
+        with self._lock:
+            self._no_holding = True
+            idle = []
+            while True:  # popped, as `reader` pops them: a connection has one user at a time
+                try:
+                    idle.append(self._free_readers.pop())
+                except IndexError:
+                    break
+            for tx in idle:
+                try:
+                    tx.end()
+                except sqlite3.Error:
+                    log.warning("ending a read transaction failed; read connection closed", exc_info=True)
+                    self._discard_reader(tx, locked=True)
+                else:
+                    self._free_readers.append(tx)
+        try:
+            yield
+        finally:
+            self._no_holding = False
 
     def connect(self) -> Connection:
         conn = self._open()
         if self._memory or not self.checkpoint_off_request_path:
-            return SqliteConnection(conn, owned=not self._memory)
+            return SqliteConnection(conn, owned=not self._memory, on_commit=self._committed)
         with self._lock:
             if self.checkpointer is None:
-                self.checkpointer = WalCheckpointer(self._open, CHECKPOINT_INTERVAL_S, WAL_CAP_FRAMES)
+                self.checkpointer = WalCheckpointer(self._open, CHECKPOINT_INTERVAL_S, WAL_CAP_FRAMES,
+                                                    self._readers_paused)
                 self.checkpointer.start()
         conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer does it, off the request path
-        return SqliteConnection(conn, owned=True, on_commit=self.checkpointer.committed)
+        return SqliteConnection(conn, owned=True, on_commit=self._committed)
+
+    def _committed(self) -> None:
+        self.commits = next(self._commit_numbers)  # before the batch's answers go out: reads renew
+        checkpointer = self.checkpointer
+        if checkpointer is not None:
+            checkpointer.committed()
 
     def close(self) -> None:
         with self._lock:
@@ -267,8 +368,10 @@ class SqliteConnection(Connection):
         self._run("BEGIN IMMEDIATE")
 
     def commit(self) -> None:
-        self._run("COMMIT")
-        self.on_commit()
+        try:
+            self._run("COMMIT")
+        finally:  # counted even when COMMIT failed: whether it took effect, a read renews its snapshot
+            self.on_commit()
 
     def rollback(self) -> None:
         if self.conn.in_transaction:
