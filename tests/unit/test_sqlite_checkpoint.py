@@ -148,10 +148,10 @@ def test_a_wal_past_the_cap_is_restarted_while_reads_hold_snapshots(store, monke
         while not stop.is_set():
             counts.append(read_filler(store))
 
+    write(conn, 1)
+    reader = threading.Thread(target=keep_reading)
+    reader.start()
     try:
-        write(conn, 1)
-        reader = threading.Thread(target=keep_reading)
-        reader.start()
         write(conn, 400)
         wait_until(lambda: store.checkpointer.restarts >= 1, "a RESTART checkpoint past the cap")
         write(conn, 5)  # starts the log from the beginning
@@ -160,6 +160,5 @@ def test_a_wal_past_the_cap_is_restarted_while_reads_hold_snapshots(store, monke
         wait_until(lambda: counts and counts[-1] == 406, "a read to see the last write")
     finally:
         stop.set()
-        if "reader" in locals():
-            reader.join(30)
+        reader.join(30)
         conn.close()

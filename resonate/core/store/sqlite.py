@@ -55,7 +55,7 @@ class SqliteTx(SqlTx):
 class SqliteReadTx(SqliteTx):
     """A read connection's transaction object: reads as the writer's, every write refused.
 
-    It keeps one read transaction open across reads (`held`: the writer's commit count when it began, None
+    It keeps one read transaction open across reads (`held`: the store's commit count when it began, None
     when none is open), so consecutive reads share one snapshot instead of each taking and dropping SQLite's
     WAL read lock (two fcntl calls and the WAL-index checks per statement)."""
 
