@@ -47,6 +47,8 @@ def test_two_targets_on_one_topic_each_answer_their_own_requests(kafka_broker):
                "tenant.b": kafka_server(kafka_broker, topic, "tenant.b").start()}
     runner = KafkaRunner(kafka_broker.bootstrap, topic, f"{topic}.replies", target="")
     try:
+        for server in tenants.values():  # each tenant is its own consumer group: both hold every partition
+            wait_for_log(server, "kafka: assigned ['0', '1', '2', '3']", timeout=90)
         sent = {}
         for i in range(40):
             target = "tenant.a" if i % 2 == 0 else "tenant.b"
