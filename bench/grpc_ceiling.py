@@ -721,7 +721,7 @@ def main(argv: list[str] | None = None) -> None:
         for s in started:
             s.stop()
     print_results(results, f"gRPC and HTTP on one server, {args.seconds:g} s per cell, server on core 0, load on "
-                           f"the other core (grpc.aio client, {args.channels} channels); srv CPU = server "
+                           f"the other core ({'raw gRPC client' if RAW_CLIENT[0] else 'grpc.aio client'}, {args.channels} connections); srv CPU = server "
                            f"core busy, us/req = server CPU per request, load CPU = load generator busy")
     print_ratios(results)
 
