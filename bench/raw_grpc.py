@@ -17,32 +17,22 @@ import asyncio
 
 import hpack
 
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE = 0, 1, 3, 4, 6, 7, 8
-END_STREAM, ACK, END_HEADERS = 0x1, 0x1, 0x4
-SETTINGS_ENABLE_PUSH, SETTINGS_INITIAL_WINDOW_SIZE = 0x2, 0x4
-MAX_WINDOW = (1 << 31) - 1
-DEFAULT_WINDOW = 65_535
-FRAME_HEADER_BYTES = 9
+from resonate.api.grpc.http2 import (ACK, CONTENT_TYPE_INDEX, DATA, DEFAULT_WINDOW, END_HEADERS, END_STREAM,
+                                     FRAME_HEADER_BYTES, GOAWAY, GRPC_CONTENT_TYPE, HEADERS, MAX_WINDOW, PING,
+                                     PREFACE, RST_STREAM, SETTINGS, SETTINGS_ENABLE_PUSH,
+                                     SETTINGS_INITIAL_WINDOW_SIZE, WINDOW_UPDATE, frame, hpack_int, hpack_string,
+                                     literal)
 
-
-def frame(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
-    n = len(payload)
-    return bytes((n >> 16, (n >> 8) & 0xFF, n & 0xFF, kind, flags)) + stream_id.to_bytes(4, "big") + payload
-
-
-def _string(raw: bytes) -> bytes:
-    assert len(raw) < 127, "bench header values are short"
-    return bytes((len(raw),)) + raw
+METHOD_POST, SCHEME_HTTP, PATH_NAME, AUTHORITY_NAME = 3, 6, 4, 1  # HPACK static table entries
 
 
 def request_headers(path: str, authority: str) -> bytes:
     """:method POST and :scheme http from the static table; the rest literals without indexing."""
-    return (b"\x83\x86"  # static entries 3 (:method POST) and 6 (:scheme http)
-            + b"\x04" + _string(path.encode())  # :path, name from static entry 4
-            + b"\x01" + _string(authority.encode())  # :authority, name from static entry 1
-            + b"\x0f\x10" + _string(b"application/grpc")  # content-type, name from static entry 31
-            + b"\x00" + _string(b"te") + _string(b"trailers"))
+    return (hpack_int(METHOD_POST, 7, 0x80) + hpack_int(SCHEME_HTTP, 7, 0x80)
+            + hpack_int(PATH_NAME, 4) + hpack_string(path.encode())
+            + hpack_int(AUTHORITY_NAME, 4) + hpack_string(authority.encode())
+            + hpack_int(CONTENT_TYPE_INDEX, 4) + hpack_string(GRPC_CONTENT_TYPE)
+            + literal(b"te", b"trailers"))
 
 
 class CallFailed(Exception):

@@ -432,3 +432,36 @@ def test_a_graceful_goaway_with_nothing_open_closes_at_once():
         client.connection.goaway(graceful=True)
         assert of_kind(client.frames(), GOAWAY) and client.transport.closing
     asyncio.run(scenario())
+
+
+# -- hostile input: whatever a client sends, the connection answers, refuses or ends with GOAWAY
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+FRAME_KINDS = st.integers(min_value=0, max_value=12)  # the ten defined types and some unknown ones
+FLAGS = st.sampled_from([0, END_STREAM, END_HEADERS, END_STREAM | END_HEADERS, PADDED, PRIORITY_FLAG, 0xFF])
+STREAM_IDS = st.sampled_from([0, 1, 2, 3, 5, 7, 2**31 - 1])
+PAYLOADS = st.one_of(st.binary(max_size=40), st.just(b"\x00\x00\x00\x05\x0a\x03abc"), st.just(b"12345678"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(FRAME_KINDS, FLAGS, STREAM_IDS, PAYLOADS), max_size=12), st.integers(1, 64))
+def test_any_frames_are_handled_without_an_exception(frames, chunk):
+    async def scenario():
+        answered = []
+
+        def dispatch(call):
+            answered.append(call.path)
+            call.reply(b"ok", trailers_block(0, None, ()))
+
+        client = Client(dispatch=dispatch)
+        wire = client.request(1, b"valid first") + b"".join(frame(k, f, s, p) for k, f, s, p in frames)
+        for i in range(0, len(wire), chunk):  # arbitrary TCP segmentation
+            client.send(wire[i:i + chunk])  # must never raise
+        await turns()
+        written = client.frames()
+        assert answered[:1] == [PATH]  # the valid call before the noise was served
+        if client.connection.closed:  # a connection ended for a protocol error says why
+            assert client.transport.closing and of_kind(written, GOAWAY)
+    asyncio.run(scenario())

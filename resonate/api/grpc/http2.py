@@ -89,7 +89,7 @@ class ConnectionFailure(Exception):
 
 # -- HPACK encoding of what we send: literals without indexing, so no encoder state to keep in step
 
-def _hpack_int(value: int, prefix_bits: int, first: int = 0) -> bytes:
+def hpack_int(value: int, prefix_bits: int, first: int = 0) -> bytes:
     limit = (1 << prefix_bits) - 1
     if value < limit:
         return bytes((first | value,))
@@ -102,13 +102,13 @@ def _hpack_int(value: int, prefix_bits: int, first: int = 0) -> bytes:
     return bytes(out)
 
 
-def _hpack_string(raw: bytes) -> bytes:
-    return _hpack_int(len(raw), 7) + raw
+def hpack_string(raw: bytes) -> bytes:
+    return hpack_int(len(raw), 7) + raw
 
 
 def literal(name: bytes, value: bytes) -> bytes:
     """One header as an HPACK literal without indexing, with a new name."""
-    return b"\x00" + _hpack_string(name) + _hpack_string(value)
+    return b"\x00" + hpack_string(name) + hpack_string(value)
 
 
 # HPACK: a byte 0x81-0xFE alone is an indexed field (index 1-126); 0x80 is index 0 (invalid), 0xFF
@@ -119,7 +119,7 @@ HEADER_ENTRY_OVERHEAD = 32  # RFC 7541 4.1: what each header adds to a header li
 
 STATUS_200 = b"\x88"  # static table entry 8, ":status: 200"
 CONTENT_TYPE_INDEX = 31  # static table entry 31, "content-type"
-RESPONSE_HEADERS = STATUS_200 + _hpack_int(CONTENT_TYPE_INDEX, 4) + _hpack_string(GRPC_CONTENT_TYPE)
+RESPONSE_HEADERS = STATUS_200 + hpack_int(CONTENT_TYPE_INDEX, 4) + hpack_string(GRPC_CONTENT_TYPE)
 
 # RFC 3986 unreserved-ish: what gRPC lets through grpc-message unescaped (PROTOCOL-HTTP2.md)
 _MESSAGE_SAFE = frozenset(range(0x20, 0x7F)) - {ord("%")}
@@ -657,8 +657,8 @@ class Http2Connection(asyncio.Protocol):
             self.flush()
 
     def _plain_http_error(self, stream: _Stream, status: int, message: str) -> None:
-        block = (_hpack_int(8, 4) + _hpack_string(str(status).encode())  # ":status", static entry 8's name
-                 + _hpack_int(CONTENT_TYPE_INDEX, 4) + _hpack_string(b"text/plain")
+        block = (hpack_int(8, 4) + hpack_string(str(status).encode())  # ":status", static entry 8's name
+                 + hpack_int(CONTENT_TYPE_INDEX, 4) + hpack_string(b"text/plain")
                  + trailers_block(INTERNAL, message, ()))
         self._send_headers(stream.id, END_STREAM | END_HEADERS, block)
         self._finish(stream)
