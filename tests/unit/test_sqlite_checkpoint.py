@@ -62,15 +62,20 @@ def test_commits_past_sqlites_threshold_leave_the_wal_to_the_checkpointer(store,
         conn.close()
 
 
+def restart_past_the_cap(store, conn) -> None:
+    """Writes past a cap of 300 frames, waits for the RESTART checkpoint, then for the log to start over."""
+    write(conn, 400)
+    wait_until(lambda: store.checkpointer.restarts >= 1, "a RESTART checkpoint past the cap")
+    write(conn, 5)  # starts the log from the beginning
+    wait_until(lambda: store.checkpointer.last_result is not None and store.checkpointer.last_result[1] < 300,
+               "the WAL to start again from its beginning")
+
+
 def test_a_wal_past_the_cap_is_restarted(store, monkeypatch):
     monkeypatch.setattr(sqlite_store, "WAL_CAP_FRAMES", 300)
     conn = store.connect()
     try:
-        write(conn, 400)
-        wait_until(lambda: store.checkpointer.restarts >= 1, "a RESTART checkpoint past the cap")
-        write(conn, 5)  # starts the log from the beginning
-        wait_until(lambda: store.checkpointer.last_result is not None and store.checkpointer.last_result[1] < 300,
-                   "the WAL to start again from its beginning")
+        restart_past_the_cap(store, conn)
     finally:
         conn.close()
 
@@ -152,11 +157,7 @@ def test_a_wal_past_the_cap_is_restarted_while_reads_hold_snapshots(store, monke
     reader = threading.Thread(target=keep_reading)
     reader.start()
     try:
-        write(conn, 400)
-        wait_until(lambda: store.checkpointer.restarts >= 1, "a RESTART checkpoint past the cap")
-        write(conn, 5)  # starts the log from the beginning
-        wait_until(lambda: store.checkpointer.last_result is not None and store.checkpointer.last_result[1] < 300,
-                   "the WAL to start again from its beginning")
+        restart_past_the_cap(store, conn)
         wait_until(lambda: counts and counts[-1] == 406, "a read to see the last write")
     finally:
         stop.set()
