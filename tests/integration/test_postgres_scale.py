@@ -51,7 +51,12 @@ class Recipient:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            # three servers push bursts of a thousand messages, a connection each: the default backlog of 5
+            # makes connections wait for SYN retransmits (1 s, 3 s, ...) rather than measure the servers
+            request_queue_size = 1024
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -184,7 +189,13 @@ def test_thousand_promises_time_out_once_each(cluster, recipient):
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(create_and_subscribe, range(count)))
 
-    wait_until(lambda: len(recipient.notifies(prefix)) == count, f"{count} notifications", timeout=90)
+    try:
+        wait_until(lambda: len(recipient.notifies(prefix)) == count, f"{count} notifications", timeout=90)
+    except AssertionError:  # say which promises are missing and where they stand, for whoever looks next
+        missing = sorted(set(timeouts) - set(recipient.notifies(prefix)))
+        states = {p["id"]: p["state"] for p in search_all(cluster[0], f"{prefix}*") if p["id"] in missing}
+        raise AssertionError(f"{len(missing)} of {count} promises not notified, e.g. "
+                             f"{[(pid, states.get(pid)) for pid in missing[:5]]}") from None
     notify_sentinels(cluster, recipient)  # a second notification of any promise would arrive before these
     notified = recipient.notifies(prefix)
     assert len(notified) == count and set(notified.values()) == {1}
