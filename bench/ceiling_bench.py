@@ -35,7 +35,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import Row, make_row, median, print_table, run_for  # noqa: E402
+from bench.common import Row, cpu_seconds_by_thread, make_row, median, print_table, run_for  # noqa: E402
 from bench.http_bench import FAR, RawHttpConnection, promise_operation  # noqa: E402
 
 SERVER_CORE = 0  # server pinned here; the load generator takes the other core
@@ -260,18 +260,7 @@ def profile(operation: str, out: str, seconds: float, tree: str | None = None, l
 
 def thread_cpu_seconds(pid: int) -> dict[str, float]:
     """CPU seconds (user + system) of `pid`'s event-loop (main) thread and of all its other threads."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    out: dict[str, float] = {}
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        name = "event loop" if int(tid) == pid else "other threads"
-        fields = stat[stat.rindex(")") + 2:].split()
-        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
-    return out
+    return cpu_seconds_by_thread(pid, lambda tid: "event loop" if tid == pid else "other threads")
 
 
 CPU_CELLS = [("create", 16), ("create", 64), ("read", 16), ("read", 64), ("complete", 16), ("complete", 64)]

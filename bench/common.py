@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import time
 from dataclasses import dataclass
@@ -81,3 +82,19 @@ def print_table(rows: list[Row], title: str) -> None:
 
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else 0.0
+
+
+def cpu_seconds_by_thread(pid: int, group: Callable[[int], str]) -> dict[str, float]:
+    """CPU seconds (user + system) of `pid`'s threads from /proc, summed by `group(thread id)`."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                stat = f.read()
+        except OSError:  # the thread ended meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        key = group(int(tid))
+        out[key] = out.get(key, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return out

@@ -45,7 +45,7 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.ceiling_bench import SERVER_CORE, pin_load_generator, pinned, thread_cpu_seconds  # noqa: E402
-from bench.common import Row, make_row, run_for  # noqa: E402
+from bench.common import Row, cpu_seconds_by_thread, make_row, run_for  # noqa: E402
 from bench.http_bench import FAR, RawHttpConnection, promise_operation  # noqa: E402
 from resonate.api.grpc.pb import promise_pb2, promise_t_pb2  # noqa: E402
 
@@ -80,17 +80,7 @@ def cpu_by_thread_group(pid: int, names_file: str) -> dict[str, float]:
             names = {int(k): v for k, v in json.load(f).items()}
     except (OSError, ValueError):
         names = {}
-    ticks = os.sysconf("SC_CLK_TCK")
-    out: dict[str, float] = collections.Counter()
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        out[thread_group(names.get(int(tid), "?"))] += (int(fields[11]) + int(fields[12])) / ticks
-    return out
+    return cpu_seconds_by_thread(pid, lambda tid: thread_group(names.get(tid, "?")))
 
 
 def threads_breakdown(seconds: float, channels: int, ops: list[str]) -> None:
