@@ -29,3 +29,47 @@ def test_the_port_listens_before_start_first_yields_to_the_loop():
         assert not server.health()
 
     asyncio.run(scenario())
+
+
+class RecordedCall:
+    """What a handler answers, without HTTP/2 underneath."""
+
+    def __init__(self, path: str, message: bytes):
+        self.path, self.message, self.headers = path, message, {}
+        self.answers: list[tuple] = []
+
+    def header(self, name: bytes):
+        return None
+
+    def reply(self, message: bytes, trailers: bytes) -> None:
+        self.answers.append(("reply", message))
+
+    def fail(self, status: int, message: str, metadata=()) -> None:
+        self.answers.append(("fail", status, message, dict(metadata)))
+
+
+class BrokenKernel:
+    """A kernel with a bug: reads raise."""
+
+    def answer_now(self, request):
+        raise RuntimeError("boom")
+
+
+def test_a_bug_behind_a_call_is_answered_internal_with_50000_and_the_call_leaves_the_drain_count():
+    from resonate.api.grpc import http2
+    from resonate.api.grpc.server import _Drain, dispatcher
+    from resonate.api.grpc.pb import promise_pb2
+
+    drain = _Drain()
+
+    async def scenario():
+        dispatch = dispatcher(BrokenKernel(), drain, asyncio.get_running_loop())
+        call = RecordedCall("/promise.Promises/ReadPromise", promise_pb2.ReadPromiseRequest(id="p").SerializeToString())
+        dispatch(call)
+        return call
+
+    call = asyncio.run(scenario())
+    [(kind, status, message, metadata)] = call.answers
+    assert (kind, status, metadata) == ("fail", http2.INTERNAL, {b"resonate-code": b"50000"})
+    assert "RuntimeError: boom" in message
+    assert drain.inflight == 0

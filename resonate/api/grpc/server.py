@@ -95,9 +95,9 @@ class _Drain:
 
 
 def _handler(rpc: Rpc, kernel, drain: _Drain, loop: asyncio.AbstractEventLoop, authenticator=None):
-    """The behaviour of one RPC, on the loop. The kernel's future is never cancelled: a client that
-    cancels or times out does not cancel the operation, which runs to completion as in the reference;
-    the answer to a call whose client has left is dropped."""
+    """The behaviour of one RPC, on the loop. Nothing cancels a submitted operation: a client that
+    cancels or times out leaves it to run to completion, as in the reference; the answer to a call whose
+    client has left is dropped."""
     operation = rpc.operation
     parse = rpc.request.FromString
     fields_of = rpc.fields
@@ -168,14 +168,8 @@ def _handler(rpc: Rpc, kernel, drain: _Drain, loop: asyncio.AbstractEventLoop, a
                 if denied is not None:
                     raise denied
             answered = kernel.answer_now(request)  # a read answered here, or None: submitted
-        except Exception as e:
-            if not isinstance(e, ApiError):
-                log.exception("%s failed", rpc.path)
-                e = server_error(INTERNAL_ERROR, f"{type(e).__name__}: {e}")
-            drain.leave()
-            record.leave(gauge)
-            fail(call, e)
-            record.finish(e.code, grpc_status(e.code), time.perf_counter() - started, request_id)
+        except Exception as e:  # an invalid request, refused credentials, or a bug (answered as 50000)
+            finish(call, started, gauge, request_id, False, e)
             return
         if answered is None:
             kernel.submit_answer(request, Pending(call, started, gauge, request_id), loop)
