@@ -192,7 +192,12 @@ def test_a_full_kernel_holds_kafka_requests_back_instead_of_answering_5xx(broker
             h.runner.producer.send(topic, json.dumps(env).encode(), partition=i % 2)
             sent.append(env["correlationId"])
         h.runner.producer.flush(30)
-        h.runner.collector.wait_all(sent, timeout=120)
+        try:
+            h.runner.collector.wait_all(sent, timeout=120)
+        except TimeoutError as e:  # where things stood, for whoever looks next (seen twice in full CI runs)
+            raise TimeoutError(f"{e}; pipeline {h.pipeline.stats}; kernel pending {h.kernel._pending}, "
+                               f"waiting {h.kernel._waiting}, batches {h.kernel.batches}; "
+                               f"flood refusals {len(refused)}") from None
     finally:
         flooding.set()
         for t in threads:
