@@ -187,34 +187,51 @@ def metric_path(path: str) -> str:
     return re.sub(r"\{(\w+)(:path)?\}", lambda m: ("*" if m.group(2) else ":") + m.group(1), path)
 
 
+def route_request(route: HttpRoute, settings: HttpSettings, raw_body: bytes | None, query_string: bytes,
+                  headers: dict[str, str], path_params: dict) -> Any:
+    """The route's fields (body or query, headers, path) decoded into the core request, authorized; raises
+    the ApiError to answer instead."""
+    if route.body:
+        body = parse_body(raw_body)
+        if isinstance(body, dict):
+            fields = {k: v for k, v in body.items() if k.lower() not in _HEADER_FIELD_NAMES}
+        else:
+            fields = body  # the core rejects non-objects, naming what it got
+    elif route.query:
+        fields = query_fields(query_string)
+    else:
+        fields = {}
+    if isinstance(fields, dict):
+        if headers:  # only what read_headers found: most requests carry none of these
+            for header, name in HEADER_FIELDS.items():
+                value = headers.get(header)
+                if value is not None:
+                    fields[name] = Text(value)
+        if route.path_fields is not None:
+            fields.update(route.path_fields(path_params, settings))
+    core_request = decode(route.operation, fields)
+    authenticator = settings.authenticator
+    if authenticator is not None:
+        denied = authenticator.check_jwt(headers.get("authorization"), core_request)
+        if denied is not None:
+            raise denied
+    return core_request
+
+
+def result_answer(route: HttpRoute, result) -> Answer:
+    """The answer to a core result of `route`."""
+    if route.empty_body:
+        return raw_answer(result.code, [_VERSION_HEADER], b"")
+    if result.code == NO_CONTENT:
+        return raw_answer(result.code, [_JSON_TYPE_HEADER, _VERSION_HEADER], b"")
+    return json_answer(result.code, render(result.body))
+
+
 async def run_route(route: HttpRoute, kernel, settings: HttpSettings, raw_body: bytes | None,
                     query_string: bytes, headers: dict[str, str], path_params: dict) -> Answer:
-    """The route's fields (body or query, headers, path) decoded and run by the core, and its answer."""
+    """The route's request run by the core, and its answer."""
     try:
-        if route.body:
-            body = parse_body(raw_body)
-            if isinstance(body, dict):
-                fields = {k: v for k, v in body.items() if k.lower() not in _HEADER_FIELD_NAMES}
-            else:
-                fields = body  # the core rejects non-objects, naming what it got
-        elif route.query:
-            fields = query_fields(query_string)
-        else:
-            fields = {}
-        if isinstance(fields, dict):
-            if headers:  # only what read_headers found: most requests carry none of these
-                for header, name in HEADER_FIELDS.items():
-                    value = headers.get(header)
-                    if value is not None:
-                        fields[name] = Text(value)
-            if route.path_fields is not None:
-                fields.update(route.path_fields(path_params, settings))
-        core_request = decode(route.operation, fields)
-        authenticator = settings.authenticator
-        if authenticator is not None:
-            denied = authenticator.check_jwt(headers.get("authorization"), core_request)
-            if denied is not None:
-                raise denied
+        core_request = route_request(route, settings, raw_body, query_string, headers, path_params)
         answered = kernel.answer_now(core_request)  # a read answered here, or None: submitted
         if answered is None:
             result = await kernel.submit_async(core_request)
@@ -224,11 +241,7 @@ async def run_route(route: HttpRoute, kernel, settings: HttpSettings, raw_body: 
             raise answered[1]
     except ApiError as e:
         return error_answer(e)
-    if route.empty_body:
-        return raw_answer(result.code, [_VERSION_HEADER], b"")
-    if result.code == NO_CONTENT:
-        return raw_answer(result.code, [_JSON_TYPE_HEADER, _VERSION_HEADER], b"")
-    return json_answer(result.code, render(result.body))
+    return result_answer(route, result)
 
 
 def make_handler(route: HttpRoute, kernel, settings: HttpSettings):

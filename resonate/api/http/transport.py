@@ -8,11 +8,11 @@ import weakref
 
 import uvicorn
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from ...core.delivery.poll import PollPlugin
 from ..listen import listening_socket
 from .asgi import FastApiFront
+from .lane import LaneProtocol
 
 log = logging.getLogger("resonate.http")
 
@@ -78,6 +78,14 @@ class CoalescingTransport:
     def writelines(self, chunks) -> None:
         self.write(b"".join(chunks))
 
+    def write_now(self, data: bytes) -> None:
+        """Sends `data` at once, after any held write (a whole answer: nothing to wait for)."""
+        held = self._held
+        if held is not None:
+            self._held = None
+            data = held + data
+        self._transport.write(data)
+
     def _flush(self) -> None:
         held = self._held
         if held is not None:
@@ -103,11 +111,14 @@ class CoalescingTransport:
         return getattr(self._transport, name)
 
 
-class CoalescingHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol over a CoalescingTransport."""
+class CoalescingHttpToolsProtocol(LaneProtocol):
+    """uvicorn's httptools protocol, with the lane (lane.py), over a CoalescingTransport."""
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
         super().connection_made(CoalescingTransport(transport, self.loop))
+
+    def lane_write(self, data: bytes) -> None:
+        self.transport.write_now(data)
 
 
 def uvicorn_config(app, **options) -> uvicorn.Config:
