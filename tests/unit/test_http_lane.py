@@ -327,3 +327,39 @@ def test_the_lane_is_off_where_middleware_wraps_the_api():
             assert (protocol.lane_index is not None) == usable
     finally:
         loop.close()
+
+
+class QuickKeepAlive(CoalescingHttpToolsProtocol):
+    """The server's protocol with a keep-alive timeout short enough to watch."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.timeout_keep_alive = KEEP_ALIVE_S
+
+
+KEEP_ALIVE_S = 0.3
+
+
+def test_an_idle_connection_is_closed_after_the_keep_alive_timeout_and_a_busy_one_is_not(kernel):
+    async def go():
+        server = await serve(create_http_app(kernel), QuickKeepAlive)
+        try:
+            loop = asyncio.get_running_loop()
+            reader, writer = await asyncio.open_connection(*server.address)
+            busy_until = loop.time() + 4 * KEEP_ALIVE_S
+            answered = 0
+            while loop.time() < busy_until:  # one connection kept busy past several timeouts
+                last_sent = loop.time()
+                writer.write(raw_request("GET", "/promises/none"))
+                assert status_of(await read_answer(reader)) == 404
+                answered += 1
+            rest = await asyncio.wait_for(reader.read(), IO_TIMEOUT_S)  # then idle: closed by the server
+            idle_s = loop.time() - last_sent  # the server went idle after this
+            writer.close()
+            return answered, rest, idle_s
+        finally:
+            await server.stop()
+
+    answered, rest, idle_s = asyncio.run(go())
+    assert answered > 1 and rest == b""
+    assert idle_s >= KEEP_ALIVE_S  # not closed before a whole timeout of idleness

@@ -137,15 +137,67 @@ class LaneProtocol(HttpToolsProtocol):
         usable = (isinstance(app, FastApiFront) and app.wrapped is None and app.index.usable
                   and not self.root_path and config.limit_concurrency is None and not self.access_log)
         self.lane_index = app.index if usable else None
+        self.idle_since: float | None = None  # loop time the connection went idle (None: busy)
+
+    # -- keep-alive: uvicorn cancels and re-arms a timer per request; here one timer runs while the
+    # connection is in use, and when it fires it closes an idle connection or re-arms for the rest
+    def _unset_keepalive_if_required(self) -> None:
+        self.idle_since = None
+
+    def _went_idle(self) -> None:
+        self.idle_since = self.loop.time()
+        if self.timeout_keep_alive_task is None:
+            self.timeout_keep_alive_task = self.loop.call_at(self.idle_since + self.timeout_keep_alive,
+                                                             self.timeout_keep_alive_handler)
+
+    def timeout_keep_alive_handler(self) -> None:
+        self.timeout_keep_alive_task = None
+        idle_since = self.idle_since
+        if idle_since is None or self.transport.is_closing():
+            return  # busy: the next answer re-arms it
+        if self.loop.time() >= idle_since + self.timeout_keep_alive:
+            self.transport.close()
+        else:
+            self.timeout_keep_alive_task = self.loop.call_at(idle_since + self.timeout_keep_alive,
+                                                             self.timeout_keep_alive_handler)
+
+    def on_response_complete(self) -> None:
+        """uvicorn's, with `_went_idle` for its keep-alive timer."""
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.idle_since = None
+        self.flow.resume_reading()
+        if self.pipeline:  # requests pipelined behind this one start now
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        else:
+            self._went_idle()
+
+    def on_message_begin(self) -> None:
+        if self.lane_index is None:
+            super().on_message_begin()
+            return
+        # uvicorn's scope is built only if the request takes its path (`_begin_scope`)
+        self.url, self.expect_100_continue, self.headers, self.scope = b"", False, [], None
+
+    def _begin_scope(self) -> None:
+        """uvicorn's on_message_begin, run late: its scope, keeping the URL and headers read since."""
+        url, headers, expect_100_continue = self.url, self.headers, self.expect_100_continue
+        super().on_message_begin()
+        self.url, self.headers, self.expect_100_continue = url, headers, expect_100_continue
+        self.scope["headers"] = headers
 
     def on_headers_complete(self) -> None:
         index = self.lane_index
-        if (index is not None and not self.expect_100_continue and not self.flow.write_paused
-                and (self.cycle is None or self.cycle.response_complete)):
-            exchange = self._lane_exchange(index)
-            if exchange is not None:
-                self.cycle = exchange
-                return
+        if index is not None:
+            if (not self.expect_100_continue and not self.flow.write_paused
+                    and (self.cycle is None or self.cycle.response_complete)):
+                exchange = self._lane_exchange(index)
+                if exchange is not None:
+                    self.cycle = exchange
+                    return
+            self._begin_scope()
         super().on_headers_complete()
 
     def _lane_exchange(self, index) -> LaneExchange | None:
