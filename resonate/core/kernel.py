@@ -18,6 +18,7 @@ import logging
 import queue
 import threading
 import time
+import weakref
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
@@ -96,6 +97,8 @@ class Kernel:
         self._waiting = 0  # callers waiting for room
         self._accepting = False  # changed under `_room`'s lock: nothing is queued after stop()
         self._threads: list[threading.Thread] = []
+        # per event loop, what submit_answer admitted in the loop's current iteration (`_queue_held`)
+        self._held: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[_Item]]" = weakref.WeakKeyDictionary()
         self.batches = 0  # for tests and benchmarks: how many transactions were committed
         self.deadlines = DeadlineBook()
         # kind -> request factory of the pass doing that kind's due work inside batches (set by the
@@ -196,10 +199,35 @@ class Kernel:
         future, no done-callback hand-off: a few microseconds per request). On `loop`, once, the writer
         calls `answer.set_result(result)` or `answer.set_exception(error)` (at once when refused); it asks
         `answer.done()` before, and `answer.cancelled()` when a writer takes the request, and both must
-        say False for the answer to be given. Reads are not answered here: ask `answer_now` first."""
-        refused = self._enqueue(_Item(request, answer, None, True, loop), False)
+        say False for the answer to be given. Reads are not answered here: ask `answer_now` first.
+        Must be called on `loop`: admitted at once, the request reaches the writers with the others the
+        loop submits in the same iteration, together (one wake-up of a writer, one larger batch)."""
+        item = _Item(request, answer, None, True, loop)
+        with self._pending_lock:
+            refused = self._admit(item, False)
         if refused is not None:
             answer.set_exception(refused)
+            return
+        held = self._held.get(loop)
+        if held is None:
+            held = self._held[loop] = []
+        if not held:
+            loop.call_soon(self._queue_held, held)
+        held.append(item)
+
+    def _queue_held(self, held: list[_Item]) -> None:
+        """On the loop, at the end of the iteration: its admitted requests to the writers; refused with
+        50300 if the kernel stopped meanwhile (nothing is queued after stop())."""
+        items = held[:]
+        held.clear()
+        with self._pending_lock:
+            if self._accepting:
+                for item in items:
+                    self._queue.put(item)
+                return
+        self._release(len(items))
+        for item in items:
+            item.future.set_exception(server_error(50300))
 
     def answer_now(self, request: Any) -> tuple[bool, Any] | None:
         """(ok, result or ApiError) for a read answered on the caller's thread, exactly as `submit` or
@@ -247,21 +275,27 @@ class Kernel:
     def _enqueue(self, item: _Item, wait: bool) -> ApiError | None:
         """Admission and queueing under one lock; returns the refusal (50300, 50301) or None."""
         with self._pending_lock:  # `_room`'s lock, taken without the Condition's Python-level wrapper
-            if item.counted:
-                if wait:
-                    self._waiting += 1
-                    while self._pending >= self.queue_limit and self._accepting:
-                        self._room.wait(0.1)
-                    self._waiting -= 1
-                if not self._accepting:
-                    return server_error(50300)
-                # room freed while callers wait is theirs: a caller that does not wait would take it first
-                if self._pending >= self.queue_limit or (self._waiting and not wait):
-                    return server_error(50301)
-                self._pending += 1
-            elif not self._accepting:
+            refused = self._admit(item, wait)
+            if refused is None:
+                self._queue.put(item)  # checked and queued together: nothing is queued after stop()
+        return refused
+
+    def _admit(self, item: _Item, wait: bool) -> ApiError | None:
+        """Admission, under `_pending_lock`: the refusal (50300, 50301), or None with the request counted."""
+        if item.counted:
+            if wait:
+                self._waiting += 1
+                while self._pending >= self.queue_limit and self._accepting:
+                    self._room.wait(0.1)
+                self._waiting -= 1
+            if not self._accepting:
                 return server_error(50300)
-            self._queue.put(item)  # checked and queued together: nothing is queued after stop()
+            # room freed while callers wait is theirs: a caller that does not wait would take it first
+            if self._pending >= self.queue_limit or (self._waiting and not wait):
+                return server_error(50301)
+            self._pending += 1
+        elif not self._accepting:
+            return server_error(50300)
         return None
 
     def _release(self, count: int = 1) -> None:

@@ -465,3 +465,25 @@ def test_any_frames_are_handled_without_an_exception(frames, chunk):
         if client.connection.closed:  # a connection ended for a protocol error says why
             assert client.transport.closing and of_kind(written, GOAWAY)
     asyncio.run(scenario())
+
+
+HEADER_NAMES = st.sampled_from([b":path", b":authority", b"content-type", b"user-agent", b"te", b"grpc-timeout",
+                                b"x-tag", b"authorization", b"accept-encoding", b"x-" + b"n" * 70])
+HEADER_VALUES = st.binary(min_size=0, max_size=160)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(st.tuples(HEADER_NAMES, HEADER_VALUES, st.booleans()), min_size=1, max_size=8),
+                min_size=1, max_size=12), st.booleans())
+def test_the_leading_fields_decode_exactly_as_the_hpack_decoder(blocks, huffman):
+    """Header blocks as a client's encoder makes them (indexed fields, literals with and without indexing,
+    never-indexed ones, Huffman or not, long values, a table that evicts): the connection decodes each to
+    the headers the hpack library's decoder gives, and both tables stay the same."""
+    encoder = hpack.Encoder()
+    connection = Http2Connection(lambda call: None, MAX_MESSAGE)
+    reference = hpack.Decoder()
+    for fields in blocks:
+        block = encoder.encode([(name, value, sensitive) for name, value, sensitive in fields], huffman=huffman)
+        expected = [tuple(h) for h in reference.decode(block, raw=True)]
+        assert [tuple(h) for h in connection._decode_headers(block)] == expected
+        assert list(connection._decoder.header_table.dynamic_entries) == list(reference.header_table.dynamic_entries)

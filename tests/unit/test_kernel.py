@@ -270,3 +270,68 @@ def test_a_request_that_retries_has_its_first_writes_undone(tmp_path, monkeypatc
         assert [f.result().code for f in futures] == [20100] * 20
     finally:
         kernel.stop()
+
+
+class Answer:
+    """An answer object as submit_answer takes them, resolving an asyncio future."""
+
+    def __init__(self, loop):
+        self.future = loop.create_future()
+
+    def done(self):
+        return self.future.done()
+
+    def cancelled(self):
+        return False
+
+    def set_result(self, result):
+        self.future.set_result(result)
+
+    def set_exception(self, error):
+        self.future.set_exception(error)
+
+
+def test_submit_answer_sends_one_loop_iterations_requests_to_the_writer_together(tmp_path, monkeypatch):
+    kernel = make_kernel(tmp_path)
+    entered, release = blocking_creates(monkeypatch, "blocker")
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        first = Answer(loop)
+        kernel.submit_answer(named("blocker"), first, loop)
+        while not entered.is_set():  # the writer holds the blocker's batch
+            await asyncio.sleep(0.001)
+        answers = [Answer(loop) for _ in range(50)]
+        for i, answer in enumerate(answers):  # one loop iteration: held until its end
+            kernel.submit_answer(named(f"together-{i}"), answer, loop)
+        assert kernel._queue.qsize() == 0  # nothing reached the writers yet
+        await asyncio.sleep(0)  # the iteration ends: all of them are queued at once
+        assert kernel._queue.qsize() == 50
+        batches = kernel.batches
+        release.set()
+        results = await asyncio.gather(first.future, *(a.future for a in answers))
+        assert [r.code for r in results] == [20100] * 51
+        assert kernel.batches == batches + 2  # the blocker's batch, then the fifty in one
+        assert kernel._pending == 0
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        release.set()
+        kernel.stop()
+
+
+def test_submit_answer_held_when_the_kernel_stops_is_refused_with_50300(tmp_path):
+    kernel = make_kernel(tmp_path)
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        answer = Answer(loop)
+        kernel.submit_answer(named("admitted-then-stopped"), answer, loop)  # admitted, held to the iteration's end
+        kernel.stop()
+        with pytest.raises(ApiError) as e:
+            await answer.future
+        assert e.value.code == 50300
+        assert kernel._pending == 0  # its admission was given back
+
+    asyncio.run(scenario())

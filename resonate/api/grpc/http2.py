@@ -23,6 +23,8 @@ from collections import deque
 from typing import Callable
 
 import hpack
+from hpack.huffman_table import decode_huffman
+from hpack.table import HeaderTable
 
 log = logging.getLogger("resonate.grpc")
 
@@ -111,15 +113,64 @@ def literal(name: bytes, value: bytes) -> bytes:
     return b"\x00" + hpack_string(name) + hpack_string(value)
 
 
-# HPACK: a byte 0x81-0xFE alone is an indexed field (index 1-126); 0x80 is index 0 (invalid), 0xFF
-# starts a longer index
-INDEXED_NONE = 0x80
+# HPACK (RFC 7541 6): a field's first byte says its representation. The shapes `_leading_fields` decodes:
+INDEXED_NONE = 0x80  # 0x81-0xFE: an indexed field (index 1-126); 0x80 (index 0) is invalid, 0xFF a longer index
 INDEXED_MULTIBYTE = 0xFF
+INCREMENTAL_FIRST, INCREMENTAL_LAST = 0x41, 0x7E  # a literal added to the table, its name at index 1-62
+NOT_INDEXED_MASK = 0xEF  # 0x01-0x0E (without indexing) or 0x11-0x1E (never indexed): name at index 1-14
+NOT_INDEXED_FIRST, NOT_INDEXED_LAST = 0x01, 0x0E
+STRING_HUFFMAN = 0x80  # a string's first byte: Huffman flag and a 7-bit length (0x7F: a longer length)
+STRING_LENGTH_MULTIBYTE = 0x7F
 HEADER_ENTRY_OVERHEAD = 32  # RFC 7541 4.1: what each header adds to a header list's size
+STATIC_TABLE = HeaderTable.STATIC_TABLE  # RFC 7541 appendix A: indexes 1-61, the same in every connection
+STATIC_TABLE_LENGTH = len(STATIC_TABLE)
+
+
+def _leading_fields(block: bytes, table) -> tuple[list[tuple[bytes, bytes]], int]:
+    """The block's leading fields that are indexed, or literals with an indexed name (index < 63 or < 15)
+    and a value shorter than 127 bytes: what a client with a warm table sends, a changing grpc-timeout
+    included. Decoded with `table` (added to it as the decoder would) and hpack's Huffman decoder; returns
+    them and where the first other field starts. Size updates, new names and long values are left to the
+    decoder, which raises the errors."""
+    headers = []
+    position = 0
+    end = len(block)
+    get = table.get_by_index
+    while position < end:
+        byte = block[position]
+        if byte > INDEXED_NONE:
+            if byte == INDEXED_MULTIBYTE:
+                break
+            index = byte & 0x7F
+            headers.append(STATIC_TABLE[index - 1] if index <= STATIC_TABLE_LENGTH else get(index))
+            position += 1
+            continue
+        if INCREMENTAL_FIRST <= byte <= INCREMENTAL_LAST:
+            index, added = byte & 0x3F, True
+        elif NOT_INDEXED_FIRST <= byte & NOT_INDEXED_MASK <= NOT_INDEXED_LAST:
+            index, added = byte & 0x0F, False
+        else:
+            break
+        if position + 1 >= end:
+            break
+        first = block[position + 1]
+        length = first & STRING_LENGTH_MULTIBYTE
+        if length == STRING_LENGTH_MULTIBYTE or position + 2 + length > end:
+            break
+        value = block[position + 2:position + 2 + length]
+        if first & STRING_HUFFMAN:
+            value = decode_huffman(value)
+        name = get(index)[0]
+        if added:
+            table.add(name, value)
+        headers.append((name, value))
+        position += 2 + length
+    return headers, position
 
 STATUS_200 = b"\x88"  # static table entry 8, ":status: 200"
 CONTENT_TYPE_INDEX = 31  # static table entry 31, "content-type"
 RESPONSE_HEADERS = STATUS_200 + hpack_int(CONTENT_TYPE_INDEX, 4) + hpack_string(GRPC_CONTENT_TYPE)
+UNCOMPRESSED = b"\x00"  # a message's compressed flag
 
 # RFC 3986 unreserved-ish: what gRPC lets through grpc-message unescaped (PROTOCOL-HTTP2.md)
 _MESSAGE_SAFE = frozenset(range(0x20, 0x7F)) - {ord("%")}
@@ -144,6 +195,12 @@ def trailers_block(status: int, message: str | None, metadata: tuple[tuple[bytes
 def frame(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
     n = len(payload)
     return bytes((n >> 16, (n >> 8) & 0xFF, n & 0xFF, kind, flags)) + stream_id.to_bytes(4, "big") + payload
+
+
+# the fixed parts of an answer's frame headers (length, type, flags; the stream id follows)
+RESPONSE_HEADERS_FRAME_HEAD = frame(HEADERS, END_HEADERS, 0, RESPONSE_HEADERS)[:FRAME_HEADER_BYTES - 4]
+DATA_FRAME_TYPE_AND_NO_FLAGS = bytes((DATA, 0))
+TRAILERS_FRAME_TYPE_AND_FLAGS = bytes((HEADERS, END_STREAM | END_HEADERS))
 
 
 def _settings_payload(settings: dict[int, int]) -> bytes:
@@ -399,20 +456,14 @@ class Http2Connection(asyncio.Protocol):
             self._on_header_block(stream, stream_id, first_flags, b"".join(blocks))
 
     def _decode_headers(self, block: bytes) -> list[tuple[bytes, bytes]]:
-        """The block's headers. The leading fields sent as one-byte table indexes (most of a call's headers
-        once the client's table is warm) are looked up here, about 0.3 us each against 1.5 us through the
-        decoder; they never change the table, so the decoder then takes the rest of the block in step."""
+        """The block's headers. Its leading fields of the shapes clients send once their table is warm are
+        decoded here with the decoder's own table and Huffman code (`_leading_fields`), far cheaper than
+        the decoder's per-field path; the decoder then takes the rest of the block, in step."""
         table = self._decoder.header_table
-        headers = []
+        headers, position = _leading_fields(block, table)
         listed = 0
-        position = 0
-        for byte in block:
-            if byte <= INDEXED_NONE or byte == INDEXED_MULTIBYTE:
-                break
-            name, value = table.get_by_index(byte & 0x7F)
-            headers.append((name, value))
+        for name, value in headers:
             listed += len(name) + len(value) + HEADER_ENTRY_OVERHEAD
-            position += 1
         if listed > MAX_HEADER_LIST_BYTES:
             raise hpack.OversizedHeaderListError("request headers exceed the advertised size")
         if position < len(block):
@@ -623,18 +674,21 @@ class Http2Connection(asyncio.Protocol):
         if not stream.open or self.closed:
             return
         out = self._out
-        out.append(frame(HEADERS, END_HEADERS, stream.id, RESPONSE_HEADERS))
-        data = b"\x00" + len(message).to_bytes(4, "big") + message
-        size = len(data)
+        size = MESSAGE_PREFIX_BYTES + len(message)
         if size <= stream.send_window and size <= self._send_window and size <= self._peer_max_frame \
-                and not self._blocked:
+                and len(trailers) <= self._peer_max_frame and not self._blocked:
             stream.send_window -= size
             self._send_window -= size
-            out.append(frame(DATA, 0, stream.id, data))
-            self._send_headers(stream.id, END_STREAM | END_HEADERS, trailers)
+            # the three frames of the answer (headers, message, trailers), built in one go
+            sid = stream.id.to_bytes(4, "big")
+            out.append(b"".join((RESPONSE_HEADERS_FRAME_HEAD, sid, RESPONSE_HEADERS,
+                                 size.to_bytes(3, "big"), DATA_FRAME_TYPE_AND_NO_FLAGS, sid,
+                                 UNCOMPRESSED, len(message).to_bytes(4, "big"), message,
+                                 len(trailers).to_bytes(3, "big"), TRAILERS_FRAME_TYPE_AND_FLAGS, sid, trailers)))
             self._finish(stream)
         else:
-            stream.pending = (memoryview(data), trailers)
+            out.append(frame(HEADERS, END_HEADERS, stream.id, RESPONSE_HEADERS))
+            stream.pending = (memoryview(UNCOMPRESSED + len(message).to_bytes(4, "big") + message), trailers)
             self._blocked.append(stream)
             self._send_blocked()
         self._answered()
