@@ -46,8 +46,13 @@ def _or_none(text: str) -> str | None:
     return text or None
 
 
+def _map(m) -> dict:
+    """A proto map as a dict; most are empty, and dict() of one goes through the Mapping ABC."""
+    return dict(m) if len(m) else {}
+
+
 def _value(v: promise_t_pb2.Value) -> dict:
-    return {"headers": dict(v.headers), "data": bytes(v.data)}
+    return {"headers": _map(v.headers), "data": v.data}
 
 
 def _compact(fields: dict) -> dict:
@@ -85,7 +90,7 @@ def _search_promises(m: promise_pb2.SearchPromisesRequest) -> dict:
 
 
 def _create_promise(m: promise_pb2.CreatePromiseRequest) -> dict:
-    return _compact({"id": m.id, "param": _value(m.param), "timeout": m.timeout, "tags": dict(m.tags),
+    return _compact({"id": m.id, "param": _value(m.param), "timeout": m.timeout, "tags": _map(m.tags),
                      "idempotencyKey": _or_none(m.idempotencyKey), "strict": m.strict, **_trace(m)})
 
 
@@ -143,17 +148,29 @@ def _set_value(target: promise_t_pb2.Value, v: Value) -> None:
 
 
 def promise_pb(p: Promise) -> promise_t_pb2.Promise:
-    message = promise_t_pb2.Promise(
-        id=p.id, state=_PROTO_STATE[p.state.name], timeout=p.timeout,
-        idempotencyKeyForCreate=p.idempotency_key_for_create or "",
-        idempotencyKeyForComplete=p.idempotency_key_for_complete or "",
-        createdOn=p.created_on or 0, completedOn=p.completed_on or 0)
+    message = promise_t_pb2.Promise()
+    fill_promise(message, p)
+    return message
+
+
+def fill_promise(message: promise_t_pb2.Promise, p: Promise) -> None:
+    """Sets a Promise message's fields in place (a message given as a keyword argument is copied)."""
+    message.id = p.id
+    message.state = _PROTO_STATE[p.state.name]
+    message.timeout = p.timeout
+    if p.idempotency_key_for_create:
+        message.idempotencyKeyForCreate = p.idempotency_key_for_create
+    if p.idempotency_key_for_complete:
+        message.idempotencyKeyForComplete = p.idempotency_key_for_complete
+    if p.created_on:
+        message.createdOn = p.created_on
+    if p.completed_on:
+        message.completedOn = p.completed_on
     if p.tags:
         message.tags.update(p.tags)
     # param and value are always set, possibly empty, as the reference does
     _set_value(message.param, p.param)
     _set_value(message.value, p.value)
-    return message
 
 
 def callback_pb(c: Callback) -> callback_t_pb2.Callback:
@@ -182,7 +199,11 @@ def _callback_reply(response: type) -> Callable[[Result], Message]:
 
 
 def _noop_promise(response: type) -> Callable[[Result], Message]:
-    return lambda r: response(noop=r.code == OK, promise=promise_pb(r.body))
+    def reply(r: Result) -> Message:
+        message = response(noop=r.code == OK)
+        fill_promise(message.promise, r.body)
+        return message
+    return reply
 
 
 # ---------------------------------------------------------------------------------------------------
