@@ -78,14 +78,6 @@ class CoalescingTransport:
     def writelines(self, chunks) -> None:
         self.write(b"".join(chunks))
 
-    def write_now(self, data: bytes) -> None:
-        """Sends `data` at once, after any held write (a whole answer: nothing to wait for)."""
-        held = self._held
-        if held is not None:
-            self._held = None
-            data = held + data
-        self._transport.write(data)
-
     def _flush(self) -> None:
         held = self._held
         if held is not None:
@@ -116,9 +108,6 @@ class CoalescingHttpToolsProtocol(LaneProtocol):
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
         super().connection_made(CoalescingTransport(transport, self.loop))
-
-    def lane_write(self, data: bytes) -> None:
-        self.transport.write_now(data)
 
 
 def uvicorn_config(app, **options) -> uvicorn.Config:
