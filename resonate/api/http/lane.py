@@ -63,7 +63,7 @@ class LaneExchange:
 
     def __init__(self, protocol: "LaneProtocol", fast: FastRoute, params: dict, query: bytes, keep_alive: bool):
         self.protocol, self.fast, self.params, self.query = protocol, fast, params, query
-        self.body = b""
+        self.body: bytes | bytearray = b""  # one piece as it came, or a bytearray once a second one comes
         self.keep_alive = keep_alive
         self.response_complete = self.disconnected = False
         self.started = 0.0
@@ -220,7 +220,12 @@ class LaneProtocol(HttpToolsProtocol):
         cycle = self.cycle
         if type(cycle) is LaneExchange:
             if not cycle.response_complete:
-                cycle.body += body
+                if not cycle.body:
+                    cycle.body = body
+                else:  # a body in many pieces is gathered in place, not copied anew with each piece
+                    if type(cycle.body) is not bytearray:
+                        cycle.body = bytearray(cycle.body)
+                    cycle.body += body
             return
         super().on_body(body)
 
