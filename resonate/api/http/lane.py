@@ -122,6 +122,8 @@ class LaneExchange:
 
     def _fail(self, error: BaseException | None = None) -> None:
         log.error("Exception in ASGI application", exc_info=error or True)
+        if self.response_complete:  # failed after its answer was written: nothing more to send or count
+            return
         self.fast.record.leave(self.gauge)
         self.keep_alive = False
         self.protocol.lane_answer(self, 500, INTERNAL_ERROR_HEADERS, INTERNAL_ERROR_BODY)
