@@ -363,3 +363,47 @@ def test_an_idle_connection_is_closed_after_the_keep_alive_timeout_and_a_busy_on
     answered, rest, idle_s = asyncio.run(go())
     assert answered > 1 and rest == b""
     assert idle_s >= KEEP_ALIVE_S  # not closed before a whole timeout of idleness
+
+
+class ReadsAnsweredWritesHeld(HeldKernel):
+    """Reads answered at once (not found), writes held until the test answers them."""
+
+    def answer_now(self, request):
+        if type(request).__name__.startswith("Read"):
+            return False, ApiError(40400, "the promise does not exist")
+        return None
+
+
+class CountingKeepAlive(QuickKeepAlive):
+    fired = 0
+
+    def timeout_keep_alive_handler(self) -> None:
+        type(self).fired += 1
+        super().timeout_keep_alive_handler()
+
+
+def test_a_request_in_flight_behind_an_answered_one_is_not_cut_by_the_keep_alive_timer():
+    kernel = ReadsAnsweredWritesHeld()
+
+    async def go():
+        server = await serve(create_http_app(kernel), CountingKeepAlive)
+        try:
+            reader, writer = await asyncio.open_connection(*server.address)
+            writer.write(raw_request("GET", "/promises/none")  # answered at once: the connection goes idle...
+                         + raw_request("POST", "/locks/release", b'{"resourceId":"r","executionId":"e"}'))
+            first = await read_answer(reader)
+            while not kernel.answers:  # ...and the write behind it, in the same read, is held
+                await asyncio.sleep(0)
+            fired = CountingKeepAlive.fired
+            while CountingKeepAlive.fired == fired:  # the keep-alive timer has had its turn meanwhile
+                await asyncio.sleep(KEEP_ALIVE_S / 10)
+            kernel.answers[0].set_exception(ApiError(40403, "the lock is not held"))
+            second = await read_answer(reader)
+            writer.close()
+            return first, second
+        finally:
+            await server.stop()
+
+    first, second = asyncio.run(go())
+    assert status_of(first) == 404 and status_of(second) == 404
+    assert body_of(second)["error"]["code"] == 40403

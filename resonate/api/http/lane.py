@@ -176,6 +176,7 @@ class LaneProtocol(HttpToolsProtocol):
             self._went_idle()
 
     def on_message_begin(self) -> None:
+        self.idle_since = None  # busy from here (a request may begin after an answer in the same read)
         if self.lane_index is None:
             super().on_message_begin()
             return
