@@ -5,6 +5,7 @@ shutdown finish a request in flight, and counts its requests in the metrics."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
 import pytest
@@ -49,6 +50,16 @@ async def serve(app, protocol) -> AsgiServer:
     server = AsgiServer(app, ("127.0.0.1", 0), GRACE_S, http=protocol)
     await server.start()
     return server
+
+
+@contextlib.asynccontextmanager
+async def serving(app, protocol):
+    """An in-process API server on an ephemeral port for the block, stopped after it."""
+    server = await serve(app, protocol)
+    try:
+        yield server
+    finally:
+        await server.stop()
 
 
 async def read_answer(reader: asyncio.StreamReader, head_only: bool = False) -> bytes:
@@ -124,8 +135,7 @@ def test_the_lane_answers_byte_for_byte_as_uvicorns_path(tmp_path):
 
 def test_pipelined_requests_are_answered_in_order(kernel):
     async def go():
-        server = await serve(create_http_app(kernel), CoalescingHttpToolsProtocol)
-        try:
+        async with serving(create_http_app(kernel), CoalescingHttpToolsProtocol) as server:
             reader, writer = await asyncio.open_connection(*server.address)
             writer.write(raw_request("POST", "/promises", b'{"id":"pipe","timeout":9999999999999}')
                          + raw_request("GET", "/promises/pipe")
@@ -135,8 +145,6 @@ def test_pipelined_requests_are_answered_in_order(kernel):
             answers = [await read_answer(reader) for _ in range(5)]
             writer.close()
             return answers
-        finally:
-            await server.stop()
 
     answers = asyncio.run(go())
     assert [status_of(a) for a in answers] == [201, 200, 201, 200, 200]
@@ -148,8 +156,7 @@ def test_bodies_in_pieces_and_chunked_bodies_are_read_whole(kernel):
     body = b'{"id":"pieces","timeout":9999999999999,"param":{"data":"' + b"QUJD" * 5000 + b'"}}'
 
     async def go():
-        server = await serve(create_http_app(kernel), CoalescingHttpToolsProtocol)
-        try:
+        async with serving(create_http_app(kernel), CoalescingHttpToolsProtocol) as server:
             reader, writer = await asyncio.open_connection(*server.address)
             whole = raw_request("POST", "/promises", body)
             for start in range(0, len(whole), 7001):  # head and body split across writes
@@ -163,8 +170,6 @@ def test_bodies_in_pieces_and_chunked_bodies_are_read_whole(kernel):
             second = await read_answer(reader)
             writer.close()
             return first, second
-        finally:
-            await server.stop()
 
     first, second = asyncio.run(go())
     assert status_of(first) == 201 and body_of(first)["param"]["data"] == "QUJD" * 5000
@@ -173,8 +178,7 @@ def test_bodies_in_pieces_and_chunked_bodies_are_read_whole(kernel):
 
 def test_connection_close_ends_the_connection_after_the_answer(kernel):
     async def go():
-        server = await serve(create_http_app(kernel), CoalescingHttpToolsProtocol)
-        try:
+        async with serving(create_http_app(kernel), CoalescingHttpToolsProtocol) as server:
             reader, writer = await asyncio.open_connection(*server.address)
             writer.write(raw_request("POST", "/promises", b'{"id":"closing","timeout":9999999999999}',
                                      {"connection": "close"}))
@@ -182,8 +186,6 @@ def test_connection_close_ends_the_connection_after_the_answer(kernel):
             rest = await asyncio.wait_for(reader.read(), IO_TIMEOUT_S)  # EOF: the server closed
             writer.close()
             return answer, rest
-        finally:
-            await server.stop()
 
     answer, rest = asyncio.run(go())
     assert status_of(answer) == 201 and b"\r\nconnection: close\r\n" in answer and rest == b""
@@ -239,8 +241,7 @@ class FailingKernel:
 
 def test_an_unexpected_failure_answers_uvicorns_500_and_the_server_keeps_serving():
     async def go(protocol):
-        server = await serve(create_http_app(FailingKernel()), protocol)
-        try:
+        async with serving(create_http_app(FailingKernel()), protocol) as server:
             reader, writer = await asyncio.open_connection(*server.address)
             writer.write(raw_request("GET", "/promises/p"))
             answer = await read_answer(reader)
@@ -251,8 +252,6 @@ def test_an_unexpected_failure_answers_uvicorns_500_and_the_server_keeps_serving
             ping = await read_answer(reader)
             writer.close()
             return without_date(answer), rest, ping
-        finally:
-            await server.stop()
 
     lane, rest, ping = asyncio.run(go(CoalescingHttpToolsProtocol))
     assert status_of(lane) == 500 and lane.endswith(b"\r\n\r\nInternal Server Error") and rest == b""
@@ -264,8 +263,7 @@ def test_an_unexpected_failure_answers_uvicorns_500_and_the_server_keeps_serving
 
 def test_a_client_gone_before_its_answer_does_not_withdraw_its_write(kernel):
     async def go():
-        server = await serve(create_http_app(kernel), CoalescingHttpToolsProtocol)
-        try:
+        async with serving(create_http_app(kernel), CoalescingHttpToolsProtocol) as server:
             _, writer = await asyncio.open_connection(*server.address)
             writer.write(raw_request("POST", "/promises", b'{"id":"orphan","timeout":9999999999999}'))
             await writer.drain()
@@ -278,8 +276,6 @@ def test_a_client_gone_before_its_answer_does_not_withdraw_its_write(kernel):
                     break
             writer.close()
             return answer
-        finally:
-            await server.stop()
 
     answer = asyncio.run(go())
     assert status_of(answer) == 200 and body_of(answer)["id"] == "orphan"
@@ -294,15 +290,12 @@ def test_lane_requests_are_counted_in_the_metrics(kernel):
     before, http_before = sample("api_requests_total", labels), sample("http_requests_total", http_labels)
 
     async def go():
-        server = await serve(create_http_app(kernel), CountingLane)
-        try:
+        async with serving(create_http_app(kernel), CountingLane) as server:
             reader, writer = await asyncio.open_connection(*server.address)
             for _ in range(3):
                 writer.write(raw_request("GET", "/schedules/none"))
                 assert status_of(await read_answer(reader)) == 404
             writer.close()
-        finally:
-            await server.stop()
 
     CountingLane.taken = 0
     metrics.enable()
@@ -342,8 +335,7 @@ KEEP_ALIVE_S = 0.3
 
 def test_an_idle_connection_is_closed_after_the_keep_alive_timeout_and_a_busy_one_is_not(kernel):
     async def go():
-        server = await serve(create_http_app(kernel), QuickKeepAlive)
-        try:
+        async with serving(create_http_app(kernel), QuickKeepAlive) as server:
             loop = asyncio.get_running_loop()
             reader, writer = await asyncio.open_connection(*server.address)
             busy_until = loop.time() + 4 * KEEP_ALIVE_S
@@ -357,8 +349,6 @@ def test_an_idle_connection_is_closed_after_the_keep_alive_timeout_and_a_busy_on
             idle_s = loop.time() - last_sent  # the server went idle after this
             writer.close()
             return answered, rest, idle_s
-        finally:
-            await server.stop()
 
     answered, rest, idle_s = asyncio.run(go())
     assert answered > 1 and rest == b""
@@ -386,8 +376,7 @@ def test_a_request_in_flight_behind_an_answered_one_is_not_cut_by_the_keep_alive
     kernel = ReadsAnsweredWritesHeld()
 
     async def go():
-        server = await serve(create_http_app(kernel), CountingKeepAlive)
-        try:
+        async with serving(create_http_app(kernel), CountingKeepAlive) as server:
             reader, writer = await asyncio.open_connection(*server.address)
             writer.write(raw_request("GET", "/promises/none")  # answered at once: the connection goes idle...
                          + raw_request("POST", "/locks/release", b'{"resourceId":"r","executionId":"e"}'))
@@ -401,8 +390,6 @@ def test_a_request_in_flight_behind_an_answered_one_is_not_cut_by_the_keep_alive
             second = await read_answer(reader)
             writer.close()
             return first, second
-        finally:
-            await server.stop()
 
     first, second = asyncio.run(go())
     assert status_of(first) == 404 and status_of(second) == 404
