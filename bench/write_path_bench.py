@@ -45,14 +45,10 @@ WINDOW_REFILL_EVERY = 500  # calls between the gRPC client's connection WINDOW_U
 
 
 class AnsweringKernel:
-    """The kernel's transport-facing surface: nothing is answered beside the writer, and every write is
-    kept for the bench to answer."""
+    """The kernel's surface for the lane and gRPC: every request is kept for the bench to answer."""
 
     def __init__(self):
         self.answers = []
-
-    def answer_now(self, request):
-        return None
 
     def submit_answer(self, request, answer, loop) -> None:
         self.answers.append(answer)

@@ -199,9 +199,15 @@ class Kernel:
         future, no done-callback hand-off: a few microseconds per request). On `loop`, once, the writer
         calls `answer.set_result(result)` or `answer.set_exception(error)` (at once when refused); it asks
         `answer.done()` before, and `answer.cancelled()` when a writer takes the request, and both must
-        say False for the answer to be given. Reads are not answered here: ask `answer_now` first.
-        Must be called on `loop`: admitted at once, the request reaches the writers with the others the
-        loop submits in the same iteration, together (one wake-up of a writer, one larger batch)."""
+        say False for the answer to be given. A read answered beside the writer (`answer_now`) is answered
+        before this returns. Must be called on `loop`: admitted at once, a request for the writers reaches
+        them with the others the loop submits in the same iteration, together (one wake-up of a writer, one
+        larger batch)."""
+        if type(request) in READ_ONLY and self.concurrent_reads:
+            outcome = self._read_now(request)
+            if outcome is not None:
+                _settle(answer, *outcome)
+                return
         item = _Item(request, answer, None, True, loop)
         with self._pending_lock:
             refused = self._admit(item, False)

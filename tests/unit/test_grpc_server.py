@@ -51,7 +51,7 @@ class RecordedCall:
 class BrokenKernel:
     """A kernel with a bug: reads raise."""
 
-    def answer_now(self, request):
+    def submit_answer(self, request, answer, loop):
         raise RuntimeError("boom")
 
 

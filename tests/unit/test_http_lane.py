@@ -197,9 +197,6 @@ class HeldKernel:
     def __init__(self):
         self.answers = []
 
-    def answer_now(self, request):
-        return None
-
     def submit_answer(self, request, answer, loop):
         self.answers.append(answer)
 
@@ -230,7 +227,7 @@ def test_a_graceful_stop_answers_a_lane_request_in_flight_then_closes():
 
 
 class FailingKernel:
-    """A kernel failing unexpectedly (not with an ApiError)."""
+    """A kernel failing unexpectedly (not with an ApiError); `answer_now` for uvicorn's path (NoLane)."""
 
     def answer_now(self, request):
         return None
@@ -356,12 +353,14 @@ def test_an_idle_connection_is_closed_after_the_keep_alive_timeout_and_a_busy_on
 
 
 class ReadsAnsweredWritesHeld(HeldKernel):
-    """Reads answered at once (not found), writes held until the test answers them."""
+    """Reads answered at once (not found), as the kernel answers them beside the writer; writes held until
+    the test answers them."""
 
-    def answer_now(self, request):
+    def submit_answer(self, request, answer, loop):
         if type(request).__name__.startswith("Read"):
-            return False, ApiError(40400, "the promise does not exist")
-        return None
+            answer.set_exception(ApiError(40400, "the promise does not exist"))
+        else:
+            super().submit_answer(request, answer, loop)
 
 
 class CountingKeepAlive(QuickKeepAlive):

@@ -335,3 +335,25 @@ def test_submit_answer_held_when_the_kernel_stops_is_refused_with_50300(tmp_path
         assert kernel._pending == 0  # its admission was given back
 
     asyncio.run(scenario())
+
+
+def test_submit_answer_answers_a_read_beside_the_writer_before_it_returns(tmp_path):
+    kernel = make_kernel(tmp_path)
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        created = Answer(loop)
+        kernel.submit_answer(named("read-me"), created, loop)
+        assert (await created.future).code == 20100
+        read, missing = Answer(loop), Answer(loop)
+        kernel.submit_answer(decode("promises.read", {"id": "read-me"}), read, loop)
+        kernel.submit_answer(decode("promises.read", {"id": "nowhere"}), missing, loop)
+        assert read.done() and missing.done()  # answered on the spot, not queued for the writer
+        assert read.future.result().body.id == "read-me"
+        assert missing.future.exception().code == 40400
+        assert kernel._pending == 0
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        kernel.stop()

@@ -167,14 +167,9 @@ def _handler(rpc: Rpc, kernel, drain: _Drain, loop: asyncio.AbstractEventLoop, a
                 denied = authenticator.check_jwt(authorization, request)
                 if denied is not None:
                     raise denied
-            answered = kernel.answer_now(request)  # a read answered here, or None: submitted
+            kernel.submit_answer(request, Pending(call, started, gauge, request_id), loop)  # reads answered at once
         except Exception as e:  # an invalid request, refused credentials, or a bug (answered as 50000)
             finish(call, started, gauge, request_id, False, e)
-            return
-        if answered is None:
-            kernel.submit_answer(request, Pending(call, started, gauge, request_id), loop)
-        else:
-            finish(call, started, gauge, request_id, *answered)
 
     return handle
 

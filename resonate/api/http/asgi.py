@@ -121,10 +121,6 @@ class FastRoute:
         await send({"type": "http.response.body", "body": body})
 
 
-def fast_handler(route: HttpRoute, kernel, settings: HttpSettings) -> Handler:
-    return FastRoute(route, kernel, settings)
-
-
 async def ping(scope: dict, receive, send, params: dict) -> None:
     await send({"type": "http.response.start", "status": 200, "headers": list(PING_HEADERS)})
     await send({"type": "http.response.body", "body": PING_BODY})

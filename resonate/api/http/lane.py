@@ -6,8 +6,8 @@ loop's time. `LaneProtocol` is that protocol, except that a request the fast pat
 when the parser completes it:
 - its fields decoded and run by the core through the same functions as the fast path
   (routes.route_request, result_answer, error_answer), so both answer byte for byte alike;
-- a read the kernel answers at once (`answer_now`) is answered within the same callback; a write is
-  submitted with `Kernel.submit_answer`, and the kernel's writer calls the exchange back on the loop;
+- it goes to the kernel with `Kernel.submit_answer`: a read answered beside the writer is answered within
+  the same callback; for a write the kernel's writer calls the exchange back on the loop;
 - the answer leaves in one write: uvicorn's status line and default headers (date, server), the route's
   headers, `connection: close` when the connection ends after it.
 
@@ -79,13 +79,7 @@ class LaneExchange:
         try:
             request = route_request(fast.route, fast.settings, self.body if fast.route.body else None,
                                     self.query, headers, self.params)
-            answered = fast.kernel.answer_now(request)  # a read answered here, or None: submitted
-            if answered is None:
-                fast.kernel.submit_answer(request, self, self.protocol.loop)
-            elif answered[0]:
-                self.set_result(answered[1])
-            else:
-                self.set_exception(answered[1])
+            fast.kernel.submit_answer(request, self, self.protocol.loop)  # a read is answered before it returns
         except ApiError as e:
             self.set_exception(e)
         except Exception:  # noqa: BLE001 - answered as uvicorn answers an application's exception

@@ -14,7 +14,7 @@ from starlette.routing import Route
 from ...auth import basic_credentials, basic_ok
 from ...observability import metrics
 from ...observability.logs import log_request
-from .asgi import FastApiFront, RouteIndex, fast_handler
+from .asgi import FastApiFront, FastRoute, RouteIndex
 from .asgi import ping as fast_ping
 from .routes import ROUTES, HttpSettings, not_found, starlette_routes
 
@@ -119,7 +119,7 @@ def create_http_app(kernel, settings: HttpSettings | None = None, poll=None,
     app.add_exception_handler(HTTPException, http_exception)
 
     handlers = {ping: fast_ping}
-    handlers.update({served.endpoint: fast_handler(route, kernel, settings) for route, served in zip(ROUTES, api_routes)})
+    handlers.update({served.endpoint: FastRoute(route, kernel, settings) for route, served in zip(ROUTES, api_routes)})
 
     def wrap(inner):
         if auth:
