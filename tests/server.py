@@ -31,6 +31,8 @@ def wait_for_ping(url: str, proc: subprocess.Popen, timeout: float = 30) -> None
 
 
 class ServerProcess:
+    started: "list[ServerProcess]" = []  # every process started, so a failed test can show their logs
+
     def __init__(self, *extra_flags: str, db_path: str | None = None, grpc: bool = False, kafka_flags=(),
                  store_flags: tuple[str, ...] | None = None, log_path: str | None = None,
                  command: str = "serve"):
@@ -76,6 +78,7 @@ class ServerProcess:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.command(), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
+        ServerProcess.started.append(self)
         try:
             wait_for_ping(self.url, self.proc, timeout)
         except RuntimeError as e:
