@@ -101,7 +101,7 @@ def sqlite_version(path) -> int:
 def test_the_version_2_indexes_are_part_of_the_latest_schema():
     for dialect in (tables.SQLITE, tables.POSTGRES):
         assert V2_INDEXES <= migrations.index_names(dialect)
-    assert migrations.LATEST == 4
+    assert migrations.LATEST == 5
     deadline_indexes = {"idx_promises_state_timeout", "idx_tasks_state_expires_at", "idx_tasks_state_timeout"}
     for dialect in (tables.SQLITE, tables.POSTGRES):
         assert deadline_indexes <= migrations.index_names(dialect)
@@ -124,24 +124,28 @@ def test_a_version_1_sqlite_file_is_refused_then_upgraded_with_every_index(tmp_p
 
     status = resonate_migrate("status", *flags)
     assert status.returncode == 0, status.stderr
-    assert "schema at version 1, latest 4" in status.stdout and "002_replies_and_lookup_indexes" in status.stdout
+    assert "schema at version 1, latest 5" in status.stdout and "002_replies_and_lookup_indexes" in status.stdout
     assert "003_deadline_indexes" in status.stdout and "004_background_scan_indexes" in status.stdout
+    assert "005_drop_duplicate_id_indexes" in status.stdout
 
     dry = resonate_migrate("dry-run", *flags)
     assert dry.returncode == 0, dry.stderr
     assert "CREATE INDEX IF NOT EXISTS idx_tasks_state ON tasks (state);" in dry.stdout
+    assert "DROP INDEX IF EXISTS idx_promises_id;" in dry.stdout
     assert "001_initial_schema" not in dry.stdout
     assert sqlite_version(path) == 1 and not V2_INDEXES & sqlite_indexes(path)  # a dry run changes nothing
 
     up = resonate_migrate("up", *flags)
     assert up.returncode == 0, up.stderr
     assert "applied 002_replies_and_lookup_indexes" in up.stdout and "applied 003_deadline_indexes" in up.stdout
-    assert "applied 004_background_scan_indexes" in up.stdout
-    assert sqlite_version(path) == 4
+    assert "applied 004_background_scan_indexes" in up.stdout and "applied 005_drop_duplicate_id_indexes" in up.stdout
+    assert sqlite_version(path) == 5
     assert migrations.index_names(tables.SQLITE) <= sqlite_indexes(path)
+    assert {"idx_promises_id", "idx_schedules_id"} <= migrations.dropped_index_names(tables.SQLITE)
+    assert not migrations.dropped_index_names(tables.SQLITE) & sqlite_indexes(path)  # the reference's copies
 
     again = resonate_migrate("up", *flags)
-    assert again.returncode == 0 and "schema at version 4 (was 4" in again.stdout
+    assert again.returncode == 0 and "schema at version 5 (was 5" in again.stdout
 
     with ServerProcess(store_flags=flags) as server, httpx.Client(base_url=server.url, timeout=10) as client:
         assert client.get("/promises/kept").json()["state"] == "PENDING"  # the data survived the upgrade
@@ -154,7 +158,19 @@ def test_a_fresh_sqlite_file_is_migrated_by_the_server(tmp_path):
     SqliteStore(str(path)).migrate()
     assert sqlite_version(path) == migrations.LATEST
     assert migrations.index_names(tables.SQLITE) <= sqlite_indexes(path)
+    assert not migrations.dropped_index_names(tables.SQLITE) & sqlite_indexes(path)
     SqliteStore(str(path)).migrate()  # and starts again on it
+
+
+def test_a_promise_or_schedule_is_found_by_id_through_the_unique_index(tmp_path):
+    """Version 5 dropped the copies of the `id UNIQUE` indexes: lookups by id still search an index."""
+    path = tmp_path / "lookups.db"
+    SqliteStore(str(path)).migrate()
+    with sqlite3.connect(path) as conn:
+        for table in ("promises", "schedules"):
+            plan = " | ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN SELECT * FROM {table} WHERE id = ?",
+                                                               ("x",)))
+            assert f"SEARCH {table} USING INDEX sqlite_autoindex_{table}_1 (id=?)" == plan, plan
 
 
 class PlanRecorder:
@@ -220,12 +236,12 @@ def test_a_version_1_postgres_database_is_refused_then_upgraded_with_every_index
         with pytest.raises(SchemaError, match="pending migrations"):
             PostgresStore(dsn).migrate()
         status = resonate_migrate("status", *flags)
-        assert status.returncode == 0 and "schema at version 1, latest 4" in status.stdout, status
+        assert status.returncode == 0 and "schema at version 1, latest 5" in status.stdout, status
 
         up = resonate_migrate("up", *flags)
         assert up.returncode == 0, up.stderr
         with psycopg.connect(dsn) as conn:
-            assert conn.execute("SELECT MAX(id) FROM migrations").fetchone()[0] == 4
+            assert conn.execute("SELECT MAX(id) FROM migrations").fetchone()[0] == 5
             assert migrations.index_names(tables.POSTGRES) <= _pg_indexes(conn)
             assert conn.execute("SELECT to_regclass('replies')").fetchone()[0] is not None
         with ServerProcess(store_flags=flags) as server, httpx.Client(base_url=server.url, timeout=10) as client:
