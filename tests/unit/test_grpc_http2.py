@@ -12,6 +12,9 @@ import zlib
 
 import hpack
 import pytest
+from hpack.huffman import HuffmanEncoder
+from hpack.huffman_constants import REQUEST_CODES, REQUEST_CODES_LENGTH
+from hpack.huffman_table import decode_huffman
 
 from resonate.api.grpc import http2
 from resonate.api.grpc.http2 import (ACK, CONTINUATION, DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS, PADDED,
@@ -484,6 +487,44 @@ def test_the_leading_fields_decode_exactly_as_the_hpack_decoder(blocks, huffman)
     reference = hpack.Decoder()
     for fields in blocks:
         block = encoder.encode([(name, value, sensitive) for name, value, sensitive in fields], huffman=huffman)
+        expected = [tuple(h) for h in reference.decode(block, raw=True)]
+        assert [tuple(h) for h in connection._decode_headers(block)] == expected
+        assert list(connection._decoder.header_table.dynamic_entries) == list(reference.header_table.dynamic_entries)
+
+
+HUFFMAN_ENCODER = HuffmanEncoder(REQUEST_CODES, REQUEST_CODES_LENGTH)
+
+
+def _decoded_or_error(decode, raw: bytes):
+    try:
+        return decode(raw)
+    except hpack.HPACKDecodingError as e:
+        return type(e)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.binary(max_size=40).map(HUFFMAN_ENCODER.encode), st.binary(max_size=12)))
+def test_the_byte_step_huffman_decoder_decodes_and_refuses_as_hpacks(raw):
+    """Valid Huffman strings (any bytes, encoded) decode to the same bytes; arbitrary bytes (invalid codes,
+    EOS, padding that is too long or not all ones) are refused with the same error type."""
+    assert _decoded_or_error(http2.huffman_decode, raw) == _decoded_or_error(decode_huffman, raw)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 119), st.booleans()), min_size=1, max_size=40), st.booleans())
+def test_fields_at_table_indexes_past_126_decode_exactly_as_the_hpack_decoder(picks, huffman):
+    """A table of 120 small entries puts a field or a name at an index that takes a second byte (127 or
+    more, 63 or more): a client with many headers sends those, and they decode as hpack's decoder has it."""
+    encoder = hpack.Encoder()
+    connection = Http2Connection(lambda call: None, MAX_MESSAGE)
+    reference = hpack.Decoder()
+    warm = [(b"x-%d" % i, b"%d" % i) for i in range(120)]
+    blocks = [encoder.encode(warm, huffman=huffman)]
+    for i, same_value in picks:  # an entry as it is (indexed) or its name with a new value (literal)
+        name, value = warm[i]
+        blocks.append(encoder.encode([(name, value if same_value else value + b"!")], huffman=huffman))
+    assert any(block[:1] in (b"\xff", b"\x7f") for block in blocks[1:]) or len(picks) < 5
+    for block in blocks:
         expected = [tuple(h) for h in reference.decode(block, raw=True)]
         assert [tuple(h) for h in connection._decode_headers(block)] == expected
         assert list(connection._decoder.header_table.dynamic_entries) == list(reference.header_table.dynamic_entries)
