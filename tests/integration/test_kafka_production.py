@@ -435,3 +435,23 @@ def test_a_new_group_can_start_at_the_end_of_the_topic(broker):
         assert not any(env["correlationId"] in h.runner.collector.replies for env in old)  # not replayed
     finally:
         h.close()
+
+
+def test_once_every_request_topic_is_subscribed_no_topic_list_is_asked_for(broker, monkeypatch):
+    """kafka-python's `consumer.topics()` waits for its answer without a time limit: the poll thread stops
+    asking once it consumes every request topic."""
+    topic = new_topics(broker)
+    asked = []
+    real = KafkaConsumer.topics
+    monkeypatch.setattr(KafkaConsumer, "topics", lambda self: asked.append(1) or real(self))
+    h = Harness(broker, topic, topic_refresh_ms=1)  # a question would be due on every poll turn
+    try:
+        assert h.runner.request(h.runner.envelope("promises.read", {"id": "nope"}))["error"]["code"] == 40400
+        subscribed = len(asked)
+        assert subscribed >= 1
+        for i in range(3):  # each answer takes poll turns, every one of them past the refresh interval
+            env = h.runner.envelope("promises.create", {"id": f"{topic}-{i}", "timeout": FUTURE})
+            assert h.runner.request(env)["success"]
+        assert len(asked) == subscribed
+    finally:
+        h.close()

@@ -204,7 +204,13 @@ class KafkaPipeline:
     # ------------------------------------------------------------------ clients
     def _refresh_subscription(self) -> None:
         """Subscribe to the request topics that exist, checked every `topic_refresh_ms`: a topic created
-        after start is consumed within seconds, and no topic is ever created by asking for it."""
+        after start is consumed within seconds, and no topic is ever created by asking for it. Once every
+        request topic is subscribed nothing is asked any more: kafka-python's `consumer.topics()` waits for
+        its metadata answer without a time limit, and the poll thread must not stop polling for a question
+        whose answer cannot change anything. (Asked through the consumer, not the admin client: the answer
+        also gives the consumer the topics' partitions, which the group's assignment needs at once.)"""
+        if self._subscribed == self.s.topics:
+            return
         now = time.monotonic()
         if now < self._next_topic_check:
             return
