@@ -644,7 +644,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", action="store_true",
                         help="our server's CPU per request by thread group (gRPC and HTTP at 64 clients)")
     parser.add_argument("--ghz", metavar="PATH", help="drive our server's gRPC with ghz instead (go install "
-                        "github.com/bojand/ghz/cmd/ghz@latest); gRPC only, the load pinned to core 1")
+                        "github.com/bojand/ghz/cmd/ghz@latest), the load pinned to core 1; with --ours-src the "
+                        "baseline is measured after ours")
     parser.add_argument("--summary", metavar="FILE", help="summarise a py-spy raw recording by layer")
     parser.add_argument("--serve-bare-grpc", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--serve-bare-h2", type=int, metavar="PORT", help=argparse.SUPPRESS)
@@ -677,13 +678,18 @@ def main(argv: list[str] | None = None) -> None:
         for _ in range(args.repeat):
             threads_breakdown(args.seconds, args.channels, args.ops.split(","))
         return
-    if args.ghz:
-        server = our_server(label="ours").start()
-        try:
-            results = run_ghz(args.ghz, server, args.ops.split(","), [int(c) for c in args.clients.split(",")],
-                              args.seconds, args.repeat)
-        finally:
-            server.stop()
+    if args.ghz:  # with --ours-src, the baseline's cells follow ours, server by server
+        results = []
+        builds = [our_server(label="ours")]
+        if args.ours_src:
+            builds.append(our_server(os.path.abspath(args.ours_src), label="baseline"))
+        for build in builds:
+            server = build.start()
+            try:
+                results += run_ghz(args.ghz, server, args.ops.split(","), [int(c) for c in args.clients.split(",")],
+                                   args.seconds, args.repeat)
+            finally:
+                server.stop()
         print_results(results, f"gRPC load from ghz ({args.ghz}, one core), HTTP from the Python raw client, "
                                f"{args.seconds:g} s per cell; us/req = server CPU per request")
         print_ratios(results)
