@@ -214,37 +214,36 @@ def _leading_fields(block: bytes, table) -> tuple[list[tuple[bytes, bytes]], int
             break
         start = position + 1
         if index < 0:
-            if start >= end:
+            name, start = _short_string(block, start, end)
+            if name is None:
                 break
-            first = block[start]
-            length = first & STRING_LENGTH_MULTIBYTE
-            if length == STRING_LENGTH_MULTIBYTE or start + 1 + length > end:
-                break
-            name = block[start + 1:start + 1 + length]
-            if first & STRING_HUFFMAN:
-                name = huffman_decode(name)
-            start += 1 + length
         elif index < STATIC_TABLE_LENGTH:
             name = STATIC_TABLE[index][0]
         elif index - STATIC_TABLE_LENGTH < len(dynamic):
             name = dynamic[index - STATIC_TABLE_LENGTH][0]
         else:
             break
-        if start >= end:
+        value, start = _short_string(block, start, end)
+        if value is None:
             break
-        first = block[start]
-        length = first & STRING_LENGTH_MULTIBYTE
-        if length == STRING_LENGTH_MULTIBYTE or start + 1 + length > end:
-            break
-        value = block[start + 1:start + 1 + length]
-        if first & STRING_HUFFMAN:
-            value = huffman_decode(value)
         if added:
             table.add(name, value)
         headers.append((name, value))
         listed += len(name) + len(value) + HEADER_ENTRY_OVERHEAD
-        position = start + 1 + length
+        position = start
     return headers, position, listed
+
+
+def _short_string(block: bytes, start: int, end: int) -> tuple[bytes | None, int]:
+    """An HPACK string shorter than 127 bytes at `start` (decoded, and where it ends), or None."""
+    if start >= end:
+        return None, start
+    first = block[start]
+    length = first & STRING_LENGTH_MULTIBYTE
+    if length == STRING_LENGTH_MULTIBYTE or start + 1 + length > end:
+        return None, start
+    raw = block[start + 1:start + 1 + length]
+    return (huffman_decode(raw) if first & STRING_HUFFMAN else raw), start + 1 + length
 
 STATUS_200 = b"\x88"  # static table entry 8, ":status: 200"
 CONTENT_TYPE_INDEX = 31  # static table entry 31, "content-type"
