@@ -528,3 +528,12 @@ def test_fields_at_table_indexes_past_126_decode_exactly_as_the_hpack_decoder(pi
         expected = [tuple(h) for h in reference.decode(block, raw=True)]
         assert [tuple(h) for h in connection._decode_headers(block)] == expected
         assert list(connection._decoder.header_table.dynamic_entries) == list(reference.header_table.dynamic_entries)
+
+
+def test_a_table_size_update_after_a_field_is_a_compression_error():
+    """RFC 7541 4.2: a size update only at the start of a block. After a field the decoder takes over the
+    rest of the block, which it must not read as a block of its own."""
+    connection = Http2Connection(lambda call: None, MAX_MESSAGE)
+    with pytest.raises(hpack.HPACKDecodingError, match="not at the start"):
+        connection._decode_headers(b"\x82\x3f\xe1\x1f")  # :method GET, then a size update to 4096
+    assert connection._decode_headers(b"\x3f\xe1\x1f\x82") == [(b":method", b"GET")]  # at the start: fine

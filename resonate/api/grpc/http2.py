@@ -119,6 +119,7 @@ INDEXED_MULTIBYTE = 0xFF
 INCREMENTAL_FIRST, INCREMENTAL_LAST = 0x41, 0x7E  # a literal added to the table, its name at index 1-62
 INCREMENTAL_MULTIBYTE = 0x7F  # ... its name at index 63 or more (the next byte adds to 63)
 INTEGER_CONTINUES = 0x80  # an HPACK integer's continuation byte with more bytes after it
+SIZE_UPDATE_MASK, SIZE_UPDATE = 0xE0, 0x20  # a dynamic table size update (only at a block's start)
 NOT_INDEXED_MASK = 0xEF  # 0x01-0x0E (without indexing) or 0x11-0x1E (never indexed): name at index 1-14
 NOT_INDEXED_FIRST, NOT_INDEXED_LAST = 0x01, 0x0E
 # a literal whose name follows as a string: added to the table, without indexing, never indexed
@@ -541,6 +542,8 @@ class Http2Connection(asyncio.Protocol):
         if listed > MAX_HEADER_LIST_BYTES:
             raise hpack.OversizedHeaderListError("request headers exceed the advertised size")
         if position < len(block):
+            if position and block[position] & SIZE_UPDATE_MASK == SIZE_UPDATE:  # the decoder sees a new block
+                raise hpack.HPACKDecodingError("Table size update not at the start of the block")
             headers += self._decoder.decode(block[position:] if position else block, raw=True)
         return headers
 
