@@ -511,19 +511,23 @@ def test_the_byte_step_huffman_decoder_decodes_and_refuses_as_hpacks(raw):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 119), st.booleans()), min_size=1, max_size=40), st.booleans())
+@given(st.lists(st.tuples(st.integers(0, 119), st.sampled_from(["same", "new", "long"])), min_size=1,
+                max_size=40), st.booleans())
 def test_fields_at_table_indexes_past_126_decode_exactly_as_the_hpack_decoder(picks, huffman):
     """A table of 120 small entries puts a field or a name at an index that takes a second byte (127 or
-    more, 63 or more): a client with many headers sends those, and they decode as hpack's decoder has it."""
+    more, 63 or more): a client with many headers sends those, and they decode as hpack's decoder has it,
+    a name past 62 with a value too long for the fast path (the decoder takes it from the field's start)
+    included."""
     encoder = hpack.Encoder()
     connection = Http2Connection(lambda call: None, MAX_MESSAGE)
     reference = hpack.Decoder()
     warm = [(b"x-%d" % i, b"%d" % i) for i in range(120)]
     blocks = [encoder.encode(warm, huffman=huffman)]
-    for i, same_value in [(30, True), (31, False)] + picks:  # an entry as it is (indexed), or its name
-        name, value = warm[i]                                 # with a new value (a literal)
-        blocks.append(encoder.encode([(name, value if same_value else value + b"!")], huffman=huffman))
-    assert blocks[1][:1] == b"\xff" and blocks[2][:1] == b"\x7f"  # index 127+, name index 63+
+    values = {"same": lambda v: v, "new": lambda v: v + b"!", "long": lambda v: v + b"#" * 300}
+    for i, kind in [(30, "same"), (31, "new"), (32, "long")] + picks:  # an entry as it is (indexed), or
+        name, value = warm[i]                                            # its name with another value
+        blocks.append(encoder.encode([(b":method", b"POST"), (name, values[kind](value))], huffman=huffman))
+    assert blocks[1][1:2] == b"\xff" and blocks[2][1:2] == b"\x7f" and blocks[3][1:2] == b"\x7f"
     for block in blocks:
         expected = [tuple(h) for h in reference.decode(block, raw=True)]
         assert [tuple(h) for h in connection._decode_headers(block)] == expected
@@ -537,3 +541,15 @@ def test_a_table_size_update_after_a_field_is_a_compression_error():
     with pytest.raises(hpack.HPACKDecodingError, match="not at the start"):
         connection._decode_headers(b"\x82\x3f\xe1\x1f")  # :method GET, then a size update to 4096
     assert connection._decode_headers(b"\x3f\xe1\x1f\x82") == [(b":method", b"GET")]  # at the start: fine
+
+
+@pytest.mark.parametrize("block", [b"\x82\xff\x7f", b"\x82\x7f\x7f\x01a"], ids=["indexed", "literal name"])
+def test_an_index_past_the_table_is_refused_from_the_fields_start(block):
+    """:method GET, then a field or a name at index 253 or 190 of an empty table: refused by the decoder,
+    which must read the field from its first byte (not from its index's second byte)."""
+    connection = Http2Connection(lambda call: None, MAX_MESSAGE)
+    reference = hpack.Decoder()
+    with pytest.raises(hpack.HPACKError) as expected:
+        reference.decode(block, raw=True)
+    with pytest.raises(type(expected.value)):
+        connection._decode_headers(block)

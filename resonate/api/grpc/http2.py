@@ -173,23 +173,24 @@ def huffman_decode(raw: bytes) -> bytes:
 def _leading_fields(block: bytes, table) -> tuple[list[tuple[bytes, bytes]], int, int]:
     """The block's leading fields that are indexed, or literals (name indexed below 63 or 15, or a string)
     with strings shorter than 127 bytes: what a client sends, a changing grpc-timeout included, and the
-    names its table evicted (te, grpc-timeout) sent again. Decoded with `table` (added to it as the decoder would) and `huffman_decode`; returns them,
-    where the first other field starts, and their size as a header list counts it. Size updates, new names,
-    long values and indexes past the table are left to the decoder, which raises the errors."""
+    names its table evicted (te, grpc-timeout) sent again. Decoded with `table` (added to it as the
+    decoder would) and `huffman_decode`; returns them, where the first other field starts, and their size
+    as a header list counts it. Size updates, long strings and indexes past the table are left to the
+    decoder, which raises the errors."""
     headers = []
     position = listed = 0
     end = len(block)
     dynamic = table.dynamic_entries
     while position < end:
         byte = block[position]
+        # `position` moves only past a field decoded whole: the decoder takes the block from there
         if byte > INDEXED_NONE:
             if byte == INDEXED_MULTIBYTE:  # index 127-254: one more byte (a warm table of many entries)
                 if position + 1 >= end or block[position + 1] >= INTEGER_CONTINUES:
                     break
-                position += 1
-                index = INDEXED_MULTIBYTE - INDEXED_NONE - 1 + block[position]
+                index, start = INDEXED_MULTIBYTE - INDEXED_NONE - 1 + block[position + 1], position + 2
             else:
-                index = (byte & 0x7F) - 1
+                index, start = (byte & 0x7F) - 1, position + 1
             if index < STATIC_TABLE_LENGTH:
                 field = STATIC_TABLE[index]
             elif index - STATIC_TABLE_LENGTH < len(dynamic):
@@ -198,22 +199,22 @@ def _leading_fields(block: bytes, table) -> tuple[list[tuple[bytes, bytes]], int
                 break
             headers.append(field)
             listed += len(field[0]) + len(field[1]) + HEADER_ENTRY_OVERHEAD
-            position += 1
+            position = start
             continue
+        start = position + 1
         if INCREMENTAL_FIRST <= byte <= INCREMENTAL_LAST:
             index, added = (byte & 0x3F) - 1, True
         elif byte == INCREMENTAL_MULTIBYTE:  # name index 63-190: one more byte
-            if position + 1 >= end or block[position + 1] >= INTEGER_CONTINUES:
+            if start >= end or block[start] >= INTEGER_CONTINUES:
                 break
-            position += 1
-            index, added = INCREMENTAL_MULTIBYTE - INCREMENTAL_NEW_NAME - 1 + block[position], True
+            index, added = INCREMENTAL_MULTIBYTE - INCREMENTAL_NEW_NAME - 1 + block[start], True
+            start += 1
         elif NOT_INDEXED_FIRST <= byte & NOT_INDEXED_MASK <= NOT_INDEXED_LAST:
             index, added = (byte & 0x0F) - 1, False
         elif byte == INCREMENTAL_NEW_NAME or byte == NOT_INDEXED_NEW_NAME or byte == NEVER_INDEXED_NEW_NAME:
             index, added = -1, byte == INCREMENTAL_NEW_NAME  # the name follows as a string
         else:
             break
-        start = position + 1
         if index < 0:
             name, start = _short_string(block, start, end)
             if name is None:
