@@ -15,6 +15,7 @@ import httpx
 import psycopg
 import pytest
 
+from resonate.core import deadlines as dl
 from resonate.core.store import migrations, tables
 from resonate.core.store.base import SchemaError
 from resonate.core.store.postgres import PostgresStore
@@ -101,8 +102,8 @@ def sqlite_version(path) -> int:
 def test_the_version_2_indexes_are_part_of_the_latest_schema():
     for dialect in (tables.SQLITE, tables.POSTGRES):
         assert V2_INDEXES <= migrations.index_names(dialect)
-    assert migrations.LATEST == 5
-    deadline_indexes = {"idx_promises_state_timeout", "idx_tasks_state_expires_at", "idx_tasks_state_timeout"}
+    assert migrations.LATEST == 6
+    deadline_indexes = {"idx_promises_pending_timeout", "idx_tasks_state_expires_at", "idx_tasks_state_timeout"}
     for dialect in (tables.SQLITE, tables.POSTGRES):
         assert deadline_indexes <= migrations.index_names(dialect)
 
@@ -124,9 +125,9 @@ def test_a_version_1_sqlite_file_is_refused_then_upgraded_with_every_index(tmp_p
 
     status = resonate_migrate("status", *flags)
     assert status.returncode == 0, status.stderr
-    assert "schema at version 1, latest 5" in status.stdout and "002_replies_and_lookup_indexes" in status.stdout
+    assert "schema at version 1, latest 6" in status.stdout and "002_replies_and_lookup_indexes" in status.stdout
     assert "003_deadline_indexes" in status.stdout and "004_background_scan_indexes" in status.stdout
-    assert "005_drop_duplicate_id_indexes" in status.stdout
+    assert "005_drop_duplicate_id_indexes" in status.stdout and "006_pending_promise_timeout_index" in status.stdout
 
     dry = resonate_migrate("dry-run", *flags)
     assert dry.returncode == 0, dry.stderr
@@ -139,13 +140,15 @@ def test_a_version_1_sqlite_file_is_refused_then_upgraded_with_every_index(tmp_p
     assert up.returncode == 0, up.stderr
     assert "applied 002_replies_and_lookup_indexes" in up.stdout and "applied 003_deadline_indexes" in up.stdout
     assert "applied 004_background_scan_indexes" in up.stdout and "applied 005_drop_duplicate_id_indexes" in up.stdout
-    assert sqlite_version(path) == 5
+    assert "applied 006_pending_promise_timeout_index" in up.stdout
+    assert sqlite_version(path) == 6
     assert migrations.index_names(tables.SQLITE) <= sqlite_indexes(path)
-    assert {"idx_promises_id", "idx_schedules_id"} <= migrations.dropped_index_names(tables.SQLITE)
+    assert {"idx_promises_id", "idx_schedules_id", "idx_promises_state_timeout"} <= migrations.dropped_index_names(
+        tables.SQLITE)
     assert not migrations.dropped_index_names(tables.SQLITE) & sqlite_indexes(path)  # the reference's copies
 
     again = resonate_migrate("up", *flags)
-    assert again.returncode == 0 and "schema at version 5 (was 5" in again.stdout
+    assert again.returncode == 0 and "schema at version 6 (was 6" in again.stdout
 
     with ServerProcess(store_flags=flags) as server, httpx.Client(base_url=server.url, timeout=10) as client:
         assert client.get("/promises/kept").json()["state"] == "PENDING"  # the data survived the upgrade
@@ -210,6 +213,21 @@ def test_the_timeout_pass_and_reply_pruning_read_indexes_not_whole_tables(tmp_pa
     assert "SCAN replies" not in plans[1], plans[1]
 
 
+def test_the_promise_deadline_queries_read_the_index_of_pending_promises(tmp_path):
+    """Version 6: the next promise deadline and the timeout pass read only pending promises' timeouts."""
+    from resonate.core.store.sqlite import SqliteTx
+    path = tmp_path / "pending.db"
+    SqliteStore(str(path)).migrate()
+    with sqlite3.connect(path, isolation_level=None) as conn:
+        recorder = PlanRecorder(conn)
+        tx = SqliteTx(recorder)
+        tx.next_deadline(dl.TIMEOUT_PROMISES, 1000)
+        tx.read_expired_promises(1000, 100)
+        plans = list(recorder.plans.values())
+    assert plans == ["SEARCH promises USING INDEX idx_promises_pending_timeout (timeout>?)",
+                     "SEARCH promises USING INDEX idx_promises_pending_timeout (timeout<?)"], plans
+
+
 def test_a_newer_sqlite_schema_is_refused(tmp_path):
     path = tmp_path / "newer.db"
     SqliteStore(str(path)).migrate()
@@ -236,13 +254,14 @@ def test_a_version_1_postgres_database_is_refused_then_upgraded_with_every_index
         with pytest.raises(SchemaError, match="pending migrations"):
             PostgresStore(dsn).migrate()
         status = resonate_migrate("status", *flags)
-        assert status.returncode == 0 and "schema at version 1, latest 5" in status.stdout, status
+        assert status.returncode == 0 and "schema at version 1, latest 6" in status.stdout, status
 
         up = resonate_migrate("up", *flags)
         assert up.returncode == 0, up.stderr
         with psycopg.connect(dsn) as conn:
-            assert conn.execute("SELECT MAX(id) FROM migrations").fetchone()[0] == 5
+            assert conn.execute("SELECT MAX(id) FROM migrations").fetchone()[0] == 6
             assert migrations.index_names(tables.POSTGRES) <= _pg_indexes(conn)
+            assert not migrations.dropped_index_names(tables.POSTGRES) & _pg_indexes(conn)
             assert conn.execute("SELECT to_regclass('replies')").fetchone()[0] is not None
         with ServerProcess(store_flags=flags) as server, httpx.Client(base_url=server.url, timeout=10) as client:
             assert client.get("/promises/kept").json()["state"] == "PENDING"

@@ -58,6 +58,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "deadline_indexes"),  # event-driven background work: the next deadline of each pass
     Migration(4, "background_scan_indexes"),  # the timeout pass and reply pruning without table scans
     Migration(5, "drop_duplicate_id_indexes"),  # SQLite: fewer pages written per create (tables.py)
+    Migration(6, "pending_promise_timeout_index"),  # fewer pages written per complete (tables.py)
 )
 LATEST = MIGRATIONS[-1].version
 assert [m.version for m in MIGRATIONS] == list(range(1, LATEST + 1)), "migrations are numbered 1, 2, 3, ..."

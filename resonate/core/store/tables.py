@@ -17,6 +17,9 @@ it filters on), and `idx_replies_created_on` for pruning stored replies.
 An index a later version drops says so in `info["until"]`: migration N drops what is marked `until: N`.
 Version 5 drops SQLite's `idx_promises_id` and `idx_schedules_id`, copies of the index SQLite already
 keeps for `id UNIQUE`: each create wrote its id into both (about 30% of a create batch's WAL pages).
+Version 6 replaces `idx_promises_state_timeout` (every promise, by state and timeout) with
+`idx_promises_pending_timeout` (pending promises only, by timeout): what the deadline queries read. A
+completed promise used to move to another place of the index (two pages written); it now leaves it.
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ from typing import Optional
 
 from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, Text, text
 
-from ..model import TaskState
+from ..model import PromiseState, TaskState
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -56,6 +59,10 @@ def _only(dialect: str, since: int = 1, until: int | None = None) -> dict:
 
 
 ID_COPIES_DROPPED = 5  # the schema version that dropped SQLite's copies of the `id UNIQUE` indexes
+PENDING_INDEX_ONLY = 6  # the version that indexes the timeouts of pending promises only
+# pending promises, written exactly as the queries test them (SqlTx): a partial index is used only when
+# the query repeats its condition
+PROMISE_PENDING = text(f"state = {int(PromiseState.PENDING)}")
 
 
 class Migration(SQLModel, table=True):
@@ -67,8 +74,12 @@ class PromiseRow(SQLModel, table=True):
     __tablename__ = "promises"
     __table_args__ = (Index("idx_promises_id", "id", **_only(SQLITE, until=ID_COPIES_DROPPED)),
                       Index("idx_promises_sort_id", "sort_id", **_only(POSTGRES)),
-                      # the next-deadline query (SqlTx.NEXT_DEADLINE) and the timeout pass's reads
-                      Index("idx_promises_state_timeout", "state", "timeout", info={"since": 3}),
+                      Index("idx_promises_state_timeout", "state", "timeout",
+                            info={"since": 3, "until": PENDING_INDEX_ONLY}),
+                      # the next-deadline query (SqlTx.NEXT_DEADLINE) and the timeout pass's reads, which
+                      # only ask for pending promises: a completed promise leaves the index
+                      Index("idx_promises_pending_timeout", "timeout", sqlite_where=PROMISE_PENDING,
+                            postgresql_where=PROMISE_PENDING, info={"since": PENDING_INDEX_ONLY}),
                       {"sqlite_autoincrement": True})
     sort_id: Optional[int] = _sort_id()
     id: Optional[str] = _col(Text, unique=True)
