@@ -143,9 +143,9 @@ def test_a_version_1_sqlite_file_is_refused_then_upgraded_with_every_index(tmp_p
     assert "applied 006_pending_promise_timeout_index" in up.stdout
     assert sqlite_version(path) == 6
     assert migrations.index_names(tables.SQLITE) <= sqlite_indexes(path)
-    assert {"idx_promises_id", "idx_schedules_id", "idx_promises_state_timeout"} <= migrations.dropped_index_names(
-        tables.SQLITE)
-    assert not migrations.dropped_index_names(tables.SQLITE) & sqlite_indexes(path)  # the reference's copies
+    dropped = migrations.index_names(tables.SQLITE, dropped=True)
+    assert {"idx_promises_id", "idx_schedules_id", "idx_promises_state_timeout"} <= dropped
+    assert not dropped & sqlite_indexes(path)  # the reference's copies and the old deadline index
 
     again = resonate_migrate("up", *flags)
     assert again.returncode == 0 and "schema at version 6 (was 6" in again.stdout
@@ -161,7 +161,7 @@ def test_a_fresh_sqlite_file_is_migrated_by_the_server(tmp_path):
     SqliteStore(str(path)).migrate()
     assert sqlite_version(path) == migrations.LATEST
     assert migrations.index_names(tables.SQLITE) <= sqlite_indexes(path)
-    assert not migrations.dropped_index_names(tables.SQLITE) & sqlite_indexes(path)
+    assert not migrations.index_names(tables.SQLITE, dropped=True) & sqlite_indexes(path)
     SqliteStore(str(path)).migrate()  # and starts again on it
 
 
@@ -261,7 +261,7 @@ def test_a_version_1_postgres_database_is_refused_then_upgraded_with_every_index
         with psycopg.connect(dsn) as conn:
             assert conn.execute("SELECT MAX(id) FROM migrations").fetchone()[0] == 6
             assert migrations.index_names(tables.POSTGRES) <= _pg_indexes(conn)
-            assert not migrations.dropped_index_names(tables.POSTGRES) & _pg_indexes(conn)
+            assert not migrations.index_names(tables.POSTGRES, dropped=True) & _pg_indexes(conn)
             assert conn.execute("SELECT to_regclass('replies')").fetchone()[0] is not None
         with ServerProcess(store_flags=flags) as server, httpx.Client(base_url=server.url, timeout=10) as client:
             assert client.get("/promises/kept").json()["state"] == "PENDING"

@@ -64,16 +64,11 @@ LATEST = MIGRATIONS[-1].version
 assert [m.version for m in MIGRATIONS] == list(range(1, LATEST + 1)), "migrations are numbered 1, 2, 3, ..."
 
 
-def index_names(dialect: str) -> set[str]:
-    """Every index the latest schema has in this dialect (for checks and tests)."""
+def index_names(dialect: str, dropped: bool = False) -> set[str]:
+    """Every index the latest schema has in this dialect (for checks and tests); with `dropped`, those an
+    earlier schema had and a later migration dropped."""
     return {i.name for t in tables.SCHEMA.sorted_tables for i in t.indexes
-            if dialect in i.info.get("dialects", (dialect,)) and "until" not in i.info}
-
-
-def dropped_index_names(dialect: str) -> set[str]:
-    """Indexes an earlier schema had in this dialect and a later migration dropped."""
-    return {i.name for t in tables.SCHEMA.sorted_tables for i in t.indexes
-            if dialect in i.info.get("dialects", (dialect,)) and "until" in i.info}
+            if dialect in i.info.get("dialects", (dialect,)) and ("until" in i.info) == dropped}
 
 
 class SchemaSession(Protocol):
