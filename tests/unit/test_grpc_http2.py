@@ -553,3 +553,54 @@ def test_an_index_past_the_table_is_refused_from_the_fields_start(block):
         reference.decode(block, raw=True)
     with pytest.raises(type(expected.value)):
         connection._decode_headers(block)
+
+
+def _string(value: bytes, huffman: bool) -> bytes:
+    if not huffman:
+        return http2.hpack_string(value)
+    encoded = HUFFMAN_ENCODER.encode(value)
+    return http2.hpack_int(len(encoded), 7, 0x80) + encoded
+
+
+NOT_INDEXED_PREFIXES = st.sampled_from([0x00, 0x10])  # literal without indexing, never indexed
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(NOT_INDEXED_PREFIXES, st.integers(1, 70), st.binary(max_size=140)), min_size=1,
+                max_size=8), st.booleans())
+def test_literals_not_indexed_with_a_name_past_14_decode_exactly_as_the_hpack_decoder(fields, huffman):
+    """A literal that is not added to the table names its header by an index in 4 bits, so names past 14
+    (content-type is 31, user-agent 58) take a second byte: some clients send content-type that way on every
+    call. Static and dynamic names (a warm table of 8 entries puts indexes 62-69 in it), values long and
+    short: the same headers and table as hpack's decoder, or the same error for an index past the table."""
+    encoder = hpack.Encoder()
+    warm = encoder.encode([(b"x-%d" % i, b"%d" % i) for i in range(8)], huffman=huffman)
+    block = bytearray()
+    for prefix, index, value in fields:
+        block += http2.hpack_int(index, 4, prefix) + _string(value, huffman)
+    connection = Http2Connection(lambda call: None, MAX_MESSAGE)
+    reference = hpack.Decoder()
+    for b in (warm, bytes(block)):
+        try:
+            expected = [tuple(h) for h in reference.decode(b, raw=True)]
+        except hpack.HPACKError as e:
+            with pytest.raises(type(e)):
+                connection._decode_headers(b)
+            return
+        assert [tuple(h) for h in connection._decode_headers(b)] == expected
+    assert list(connection._decoder.header_table.dynamic_entries) == list(reference.header_table.dynamic_entries)
+
+
+def test_a_call_whose_content_type_is_not_indexed_is_decoded_without_the_hpack_decoder():
+    """An encoder with no table (the bench's raw client, bench/raw_grpc.py) sends :path, :authority and
+    content-type as literals without indexing: all of it in the fast path, as cheap as a warm table's
+    indexed fields."""
+    block = (b"\x83\x86" + http2.hpack_int(4, 4) + http2.hpack_string(PATH.encode())  # POST, http, :path
+             + http2.hpack_int(1, 4) + http2.hpack_string(b"127.0.0.1:8001")  # :authority
+             + http2.hpack_int(31, 4) + http2.hpack_string(b"application/grpc")  # content-type
+             + http2.literal(b"te", b"trailers"))
+    connection = Http2Connection(lambda call: None, MAX_MESSAGE)
+    headers, position, _ = http2._leading_fields(block, connection._decoder.header_table)
+    assert position == len(block)
+    assert dict(headers)[b"content-type"] == b"application/grpc"
+    assert headers == [tuple(h) for h in hpack.Decoder().decode(block, raw=True)]

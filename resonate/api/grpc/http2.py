@@ -122,6 +122,7 @@ INTEGER_CONTINUES = 0x80  # an HPACK integer's continuation byte with more bytes
 SIZE_UPDATE_MASK, SIZE_UPDATE = 0xE0, 0x20  # a dynamic table size update (only at a block's start)
 NOT_INDEXED_MASK = 0xEF  # 0x01-0x0E (without indexing) or 0x11-0x1E (never indexed): name at index 1-14
 NOT_INDEXED_FIRST, NOT_INDEXED_LAST = 0x01, 0x0E
+NOT_INDEXED_MULTIBYTE = 0x0F  # 0x0F or 0x1F: ... its name at index 15 or more (the next byte adds to 15)
 # a literal whose name follows as a string: added to the table, without indexing, never indexed
 INCREMENTAL_NEW_NAME, NOT_INDEXED_NEW_NAME, NEVER_INDEXED_NEW_NAME = 0x40, 0x00, 0x10
 STRING_HUFFMAN = 0x80  # a string's first byte: Huffman flag and a 7-bit length (0x7F: a longer length)
@@ -171,9 +172,9 @@ def huffman_decode(raw: bytes) -> bytes:
 
 
 def _leading_fields(block: bytes, table) -> tuple[list[tuple[bytes, bytes]], int, int]:
-    """The block's leading fields that are indexed, or literals (name indexed below 63 or 15, or a string)
-    with strings shorter than 127 bytes: what a client sends, a changing grpc-timeout included, and the
-    names its table evicted (te, grpc-timeout) sent again. Decoded with `table` (added to it as the
+    """The block's leading fields that are indexed, or literals (name indexed below 191 or 143, or a
+    string) with strings shorter than 127 bytes: what a client sends, a changing grpc-timeout included,
+    and the names its table evicted (te, grpc-timeout) sent again. Decoded with `table` (added to it as the
     decoder would) and `huffman_decode`; returns them, where the first other field starts, and their size
     as a header list counts it. Size updates, long strings and indexes past the table are left to the
     decoder, which raises the errors."""
@@ -211,6 +212,11 @@ def _leading_fields(block: bytes, table) -> tuple[list[tuple[bytes, bytes]], int
             start += 1
         elif NOT_INDEXED_FIRST <= byte & NOT_INDEXED_MASK <= NOT_INDEXED_LAST:
             index, added = (byte & 0x0F) - 1, False
+        elif byte & NOT_INDEXED_MASK == NOT_INDEXED_MULTIBYTE:  # e.g. content-type (31) without indexing
+            if start >= end or block[start] >= INTEGER_CONTINUES:
+                break
+            index, added = NOT_INDEXED_MULTIBYTE - 1 + block[start], False
+            start += 1
         elif byte == INCREMENTAL_NEW_NAME or byte == NOT_INDEXED_NEW_NAME or byte == NEVER_INDEXED_NEW_NAME:
             index, added = -1, byte == INCREMENTAL_NEW_NAME  # the name follows as a string
         else:
