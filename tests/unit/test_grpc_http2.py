@@ -559,7 +559,7 @@ def _string(value: bytes, huffman: bool) -> bytes:
     if not huffman:
         return http2.hpack_string(value)
     encoded = HUFFMAN_ENCODER.encode(value)
-    return http2.hpack_int(len(encoded), 7, 0x80) + encoded
+    return http2.hpack_int(len(encoded), 7, http2.STRING_HUFFMAN) + encoded
 
 
 NOT_INDEXED_PREFIXES = st.sampled_from([0x00, 0x10])  # literal without indexing, never indexed
