@@ -28,7 +28,7 @@ def pytest_runtest_makereport(item, call):
     can then be read from CI's output alone."""
     outcome = yield
     report = outcome.get_result()
-    if report.failed and call.when == "call":
+    if report.failed and call.when in ("setup", "call"):  # setup: a fixture that started servers
         for server in ServerProcess.started[item.stash.get(_FIRST_SERVER, 0):]:
             report.sections.append((f"server log {server.url} ({server.log_path})", server.log_tail(120)))
 

@@ -165,8 +165,11 @@ def sigkill_run(kafka_broker, postgres_server) -> SigkillRun:  # noqa: F811
                        "replies from all three servers", timeout=45)
             assert not producer_errors, producer_errors
             before_kill = answered_by()
-            # no rebalance since the group was stable, so the owners above are the ones that answered
-            assert [len(assignments(s)) for s in servers] == generations, [assignments(s) for s in servers]
+            # no partition moved since the group was stable, so the owners above are the ones that answered
+            # (a rebalance that hands every member its partitions again may come: a member whose topic
+            # metadata changed after it joined rejoins the group)
+            histories = [assignments(s) for s in servers]
+            assert all(set(h[g - 1:]) == {h[g - 1]} for h, g in zip(histories, generations)), histories
             victim.kill()  # SIGKILL: no shutdown, no commit, no leaving the group
             killed.set()
             assert len(before_kill) >= 2 and victim_index in before_kill, before_kill
