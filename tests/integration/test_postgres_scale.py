@@ -263,7 +263,8 @@ def test_concurrent_requests_for_one_promise_follow_the_decision_tables(cluster,
     replies = in_parallel(calls)
 
     completions = [(i, r) for kind, i, r in replies if kind == "complete"]
-    assert sorted(r.status_code for _, r in completions) == [201] + [403] * 5, [r.text for _, r in completions]
+    assert sorted(r.status_code for _, r in completions) == [201] + [403] * 5, \
+        [r.text for _, r in completions if r.status_code not in (201, 403)]  # the unexpected ones, whole
     winner = next(i for i, r in completions if r.status_code == 201)
     final = cluster[1].get(f"/promises/{leaf}").json()
     assert final["state"] == "RESOLVED" and base64.b64decode(final["value"]["data"]) == f"v{winner}".encode()

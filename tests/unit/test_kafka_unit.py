@@ -180,3 +180,34 @@ def test_request_topics_are_repeatable_and_default_to_both_names():
     assert default.topics == ["resonate", "resonate.requests"] and default.dead_letter_topic == "resonate.dlq"
     mine = settings_from_config(from_args(parser.parse_args(["--api-kafka-topic", "a", "--api-kafka-topic", "b,c"])))
     assert mine.topics == ["a", "b", "c"] and mine.dead_letter_topic == "a.dlq"
+
+
+def test_a_poll_thread_stuck_in_a_step_gets_every_threads_stack_logged_once_per_stall(tmp_path, caplog):
+    """The poll thread also keeps the group membership: stuck inside the Kafka client, the server stops
+    consuming without an error. The worker thread's watchdog logs where every thread stands (once per
+    stall), well before the group's session times out."""
+    from resonate.api.kafka.consumer import POLL_STALL_WARN_S, KafkaPipeline, PipelineSettings
+
+    kernel = make_kernel(tmp_path)
+    try:
+        pipeline = KafkaPipeline(kernel, PipelineSettings(brokers=["127.0.0.1:9"], topics=["t"], target="s",
+                                                          group="g", dead_letter_topic="t.dlq"))
+        started = pipeline._poll_step_at
+        assert not pipeline._check_poll_progress(started + POLL_STALL_WARN_S + 1)  # not connected yet
+        pipeline._consumer = object()  # connected (the client itself is never called here)
+        assert not pipeline._check_poll_progress(started + POLL_STALL_WARN_S - 1)
+        with caplog.at_level("WARNING", logger="resonate.kafka"):
+            assert pipeline._check_poll_progress(started + POLL_STALL_WARN_S + 1)
+            assert not pipeline._check_poll_progress(started + POLL_STALL_WARN_S + 60)  # the same stall
+        [record] = [r for r in caplog.records if "has not come back" in r.getMessage()]
+        assert "thread MainThread" in record.getMessage()
+        assert "test_a_poll_thread_stuck_in_a_step" in record.getMessage()  # this thread's own frame
+        pipeline._poll_step_at = started + 100  # a step finished, then the next one sticks
+        assert not pipeline._check_poll_progress(started + 101)
+        assert pipeline._check_poll_progress(started + 100 + POLL_STALL_WARN_S + 1)
+        pipeline._poll_step_at = started + 200
+        assert not pipeline._check_poll_progress(started + 201)
+        pipeline._stopping.set()  # shutting down: a slow last step is not a stall
+        assert not pipeline._check_poll_progress(started + 200 + 10 * POLL_STALL_WARN_S)
+    finally:
+        kernel.stop()

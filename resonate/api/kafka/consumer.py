@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import logging
 import queue
+import sys
 import threading
 import time
+import traceback
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -139,6 +141,10 @@ UNSTORED_RETRIES = 3  # a server error the store did not keep: the request runs 
 UNSTORED_RETRY_DELAY_S = 0.2
 FRAGMENT_HINT_INTERVAL_S = 60.0  # the "send one envelope per line" hint is logged at most this often
 POLL_FAILURE_BACKOFF_MAX_S = 5.0
+# the poll thread not back from a poll step for this long: every thread's stack is logged (once per stall),
+# so a consumer stuck inside the Kafka client can be read from the log; well under the group's
+# session timeout
+POLL_STALL_WARN_S = 20.0
 OVERSIZED_CODE = 50000
 
 
@@ -159,6 +165,8 @@ class KafkaPipeline:
         self._slow_lane = ThreadPoolExecutor(settings.slow_lane_threads, thread_name_prefix="resonate-kafka-slow")
         self._stopping = threading.Event()
         self._last_commit = 0.0
+        self._poll_step_at = time.monotonic()  # when the poll thread started its current step (watchdog)
+        self._stall_reported = False
         self._fragment_hint_at = -FRAGMENT_HINT_INTERVAL_S
         self._producer = None
         self._consumer = None
@@ -275,6 +283,7 @@ class KafkaPipeline:
             return
         backoff = 0.2
         while not self._stopping.is_set():
+            self._poll_step_at = time.monotonic()
             try:
                 self._poll_once()
                 backoff = 0.2
@@ -434,13 +443,34 @@ class KafkaPipeline:
     # ------------------------------------------------------------------ worker thread
     def _work_loop(self) -> None:
         while True:
-            event = self._events.get()
+            try:
+                event = self._events.get(timeout=POLL_STALL_WARN_S / 4)
+            except queue.Empty:
+                self._check_poll_progress()
+                continue
             if event is None:
                 return
             try:
                 event()
             except Exception:  # noqa: BLE001 - one bad record never stops the pipeline
                 log.exception("kafka: event failed")
+
+    def _check_poll_progress(self, now: float | None = None) -> bool:
+        """Logs every thread's stack when the poll thread has been in one step for POLL_STALL_WARN_S (once
+        per stall); True if it did."""
+        stalled = (time.monotonic() if now is None else now) - self._poll_step_at
+        if stalled < POLL_STALL_WARN_S:
+            self._stall_reported = False
+            return False
+        if self._stall_reported or self._stopping.is_set() or self._consumer is None:
+            return False
+        self._stall_reported = True
+        frames = sys._current_frames()
+        stacks = "\n".join(f"thread {t.name}:\n{''.join(traceback.format_stack(frames[t.ident]))}"
+                           for t in threading.enumerate() if t.ident in frames)
+        log.warning("kafka: the poll thread has not come back for %.0fs (nothing is fetched meanwhile); "
+                    "every thread's stack:\n%s", stalled, stacks)
+        return True
 
     def _advance(self, work: PartitionWork) -> None:
         """Start the partition's next records, as many as its pipeline depth allows."""
