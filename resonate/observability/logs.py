@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 import time
+import traceback
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
 LEVEL_NAMES = {logging.DEBUG: "DEBUG", logging.INFO: "INFO", logging.WARNING: "WARN", logging.ERROR: "ERROR",
@@ -17,6 +19,17 @@ LEVEL_NAMES = {logging.DEBUG: "DEBUG", logging.INFO: "INFO", logging.WARNING: "W
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "fields", "color_message"}
 
 request_log = logging.getLogger("resonate.request")
+
+
+def thread_stacks(depth: int | None = None) -> str:
+    """Where every thread of this process is (its innermost `depth` frames, or all), for a log line or a
+    timeout's message."""
+    names = {t.ident: t.name for t in threading.enumerate()}
+    out = []
+    for ident, frame in sys._current_frames().items():
+        stack = traceback.format_stack(frame)
+        out.append(f"thread {names.get(ident, ident)}:\n" + "".join(stack[-depth:] if depth else stack))
+    return "\n".join(out)
 
 
 def _timestamp(record: logging.LogRecord) -> str:

@@ -15,10 +15,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 import tempfile
 import threading
-import traceback
 import uuid
 
 import httpx
@@ -32,6 +30,7 @@ from resonate.core.kernel import Kernel
 from resonate.core.operations import decode
 from resonate.core.store.sqlite import SqliteStore
 from resonate.core.delivery.kafka import security_from
+from resonate.observability.logs import thread_stacks
 from tests.infra.fixtures import SASL_USERS
 from tests.scenarios.kafka_runner import KafkaRunner
 from tests.server import ServerProcess
@@ -120,13 +119,6 @@ def wait_committed(bootstrap: str, group: str, topic: str, timeout: float = 30.0
         admin.close()
 
 
-def thread_stacks() -> str:
-    """Where every thread of this process is, for a timeout's message."""
-    names = {t.ident: t.name for t in threading.enumerate()}
-    return "\n".join(f"--- {names.get(ident, ident)}\n" + "".join(traceback.format_stack(frame)[-6:])
-                     for ident, frame in sys._current_frames().items())
-
-
 def headers(record) -> dict[str, str]:
     return {k: v.decode() for k, v in record.headers or []}
 
@@ -212,7 +204,7 @@ def test_a_full_kernel_holds_kafka_requests_back_instead_of_answering_5xx(broker
         except TimeoutError as e:  # where things stood, for whoever looks next (seen twice in full CI runs)
             raise TimeoutError(f"{e}; pipeline {h.pipeline.stats}; kernel pending {h.kernel._pending}, "
                                f"waiting {h.kernel._waiting}, batches {h.kernel.batches}; "
-                               f"flood refusals {len(refused)}; threads:\n{thread_stacks()}") from None
+                               f"flood refusals {len(refused)}; threads:\n{thread_stacks(6)}") from None
     finally:
         flooding.set()
         for t in threads:

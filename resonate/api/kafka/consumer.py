@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import logging
 import queue
-import sys
 import threading
 import time
-import traceback
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -37,6 +35,7 @@ from ...core.delivery.kafka import KafkaSecurity, crc32_partitioner
 from ...core.operations import decode, render
 from ...core.requests import Fields
 from ...observability import metrics
+from ...observability.logs import thread_stacks
 from ...observability.requests import future_finished
 from .dedup import KafkaDedup, reply_key
 from .envelope import (Envelope, EnvelopeError, ReplyTo, Undecodable, error_json, load_json,
@@ -465,11 +464,8 @@ class KafkaPipeline:
         if self._stall_reported or self._stopping.is_set() or self._consumer is None:
             return False
         self._stall_reported = True
-        frames = sys._current_frames()
-        stacks = "\n".join(f"thread {t.name}:\n{''.join(traceback.format_stack(frames[t.ident]))}"
-                           for t in threading.enumerate() if t.ident in frames)
         log.warning("kafka: the poll thread has not come back for %.0fs (nothing is fetched meanwhile); "
-                    "every thread's stack:\n%s", stalled, stacks)
+                    "every thread's stack:\n%s", stalled, thread_stacks())
         return True
 
     def _advance(self, work: PartitionWork) -> None:
