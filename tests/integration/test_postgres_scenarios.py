@@ -190,6 +190,67 @@ def test_a_deduplicated_request_runs_once_across_servers(postgres_server, databa
             kernel.stop()
 
 
+def test_a_callback_waits_for_a_completion_begun_on_another_connection(postgres_server, database):  # noqa: F811
+    """Two servers' batches that each register a callback on a promise and then complete it. Were the
+    registration's lock shared, each batch would hold it and wait for the other's to complete the promise:
+    a deadlock, which PostgreSQL breaks only after its deadlock_timeout by failing a batch (eight of those
+    in a row and the requests got a 500). The second registration must wait for the first batch instead,
+    then see the promise completed."""
+    from resonate.core.model import Callback, Mesg, Promise, PromiseState, Value
+    from resonate.core.store.base import StaleRead
+    from resonate.core.store.postgres import PostgresStore
+    from tests.infra.wait import wait_until
+
+    store = PostgresStore(postgres_server.dsn_for(database), workers=2)
+    store.migrate()
+    first, second = store.connect(), store.connect()
+    watcher = store.open_connection()
+    watcher.autocommit = True
+
+    def callback(root: str) -> Callback:
+        return Callback(id=f"__resume:{root}:leaf", promise_id="leaf", root_promise_id=root, recv='"any"',
+                        mesg=Mesg("resume", root=root, leaf="leaf"), timeout=FUTURE, created_on=1)
+
+    try:
+        first.begin()
+        first.tx.insert_promise(Promise(id="leaf", state=PromiseState.PENDING, param=Value(), value=Value(),
+                                        timeout=FUTURE, created_on=1))
+        first.commit()
+
+        first.begin()
+        assert first.tx.insert_callback(callback("root-1"))
+        outcome: list = []
+
+        def register_second() -> None:
+            second.begin()
+            try:
+                outcome.append(second.tx.insert_callback(callback("root-2")))
+            except Exception as e:  # noqa: BLE001 - the outcome is asserted below
+                outcome.append(e)
+
+        with ThreadPoolExecutor(1) as pool:
+            registering = pool.submit(register_second)
+            pid = second.conn.info.backend_pid
+
+            def waiting_for_a_lock() -> bool:
+                row = watcher.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s",
+                                      (pid,)).fetchone()
+                return bool(outcome) or (row is not None and row[0] == "Lock")
+
+            wait_until(waiting_for_a_lock, "the second registration to return or to wait for a lock")
+            assert not outcome, (f"the second registration went ahead while the first batch held the promise "
+                                 f"for its completion: {outcome}")
+            assert first.tx.update_promise("leaf", PromiseState.RESOLVED, Value(), None, 2)
+            first.commit()
+            registering.result(30)
+        assert len(outcome) == 1 and isinstance(outcome[0], StaleRead), outcome
+        second.rollback()
+    finally:
+        watcher.close()
+        first.close()
+        second.close()
+
+
 def test_what_postgresql_cannot_store_is_a_400_naming_the_field(postgres_resonate):
     """NUL characters and ids beyond a btree entry are refused up front (by the core, on every store),
     not a 500 (which real clients retry forever); the server keeps serving."""

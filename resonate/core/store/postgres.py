@@ -133,8 +133,11 @@ class PostgresTx(SqlTx):
 
     def insert_callback(self, cb) -> bool:
         # Lock the promise against completion first. Without it a completion committing meanwhile on
-        # another connection would not see this callback, which would then never become a task.
-        row = self.one("SELECT state FROM promises WHERE id = ? FOR SHARE", (cb.promise_id,))
+        # another connection would not see this callback, which would then never become a task. The lock
+        # is the one the completion's UPDATE takes, not a shared one: two batches each registering a
+        # callback and completing the promise would each hold a shared lock and wait for the other's,
+        # a deadlock PostgreSQL breaks only after deadlock_timeout by failing one of the batches.
+        row = self.one("SELECT state FROM promises WHERE id = ? FOR NO KEY UPDATE", (cb.promise_id,))
         if row is None or row[0] != PENDING:
             raise StaleRead()  # completed since the operation read it: answer from the new state
         return super().insert_callback(cb)
