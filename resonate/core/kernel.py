@@ -26,7 +26,7 @@ from typing import Any, Callable, Protocol
 from .background import BACKGROUND_EXECUTORS
 from .codes import ApiError, invalid, server_error
 from .deadlines import DeadlineBook
-from .operations import EXECUTORS, READ_ONLY, Context, CoreConfig, Outgoing, Result, Retry
+from .operations import EXECUTORS, PROMISE_LOCKED_BY, READ_ONLY, Context, CoreConfig, Outgoing, Result, Retry
 from .store.base import RejectedValue, RetryableStoreError, Store, StoreError
 from ..observability import metrics
 
@@ -364,6 +364,8 @@ class Kernel:
         # per-request savepoints only when needed (a request rolling back its own writes): two statements
         # fewer per request; stores that must always guard each request say so
         guarded = self.store.savepoint_each_request
+        if self.store.runs_in_lock_order:
+            batch = self._in_lock_order(batch)
         for attempt in range(MAX_RETRIES):
             now = self.clock()
             outcomes, outgoing = [], []
@@ -445,6 +447,26 @@ class Kernel:
                 self.after_client_batch()
             except Exception:
                 log.exception("waking the background loops failed")
+
+    @staticmethod
+    def _in_lock_order(batch: list[_Item]) -> list[_Item]:
+        """The batch with the requests that lock a promise in promise id order, in the places those
+        requests had (the others stay where they were, requests on one promise keep their order). Any order
+        of a batch is one the clients could have seen: none of its requests was answered before another
+        was sent."""
+        places, locking = [], []
+        for place, item in enumerate(batch):
+            key = PROMISE_LOCKED_BY.get(type(item.request))
+            if key is not None:
+                places.append(place)
+                locking.append((key(item.request), place, item))
+        if len(locking) < 2:
+            return batch
+        locking.sort(key=lambda entry: (entry[0], entry[1]))
+        ordered = list(batch)
+        for place, (_, _, item) in zip(places, locking):
+            ordered[place] = item
+        return ordered
 
     @staticmethod
     def _settle_async(by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, bool, Any]]]) -> None:

@@ -7,6 +7,7 @@ nowhere else.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, Callable
 
 from . import cron as cronlib
@@ -403,6 +404,15 @@ OPERATIONS: dict[str, Operation] = {op.name: op for op in [
 ]}
 
 EXECUTORS: dict[type, Callable[[Context, Any], Result]] = {op.request: op.execute for op in OPERATIONS.values()}
+
+# the promise row a request locks until its transaction ends: a completion's UPDATE, and the lock a
+# callback or subscription takes against that completion (stores that write in several transactions at
+# once run these in promise id order: `Store.runs_in_lock_order`)
+PROMISE_LOCKED_BY: dict[type, Callable[[Any], str]] = {
+    CompletePromise: attrgetter("id"),
+    CreateCallback: attrgetter("promise_id"),
+    CreateSubscription: attrgetter("promise_id"),
+}
 
 # requests that only read, unless they must time out a pending promise on the spot (lazy timeout: the
 # store's read connection refuses that write and the writer runs the request); the kernel may answer

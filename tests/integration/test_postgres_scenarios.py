@@ -251,6 +251,40 @@ def test_a_callback_waits_for_a_completion_begun_on_another_connection(postgres_
         second.close()
 
 
+def test_completions_racing_in_opposite_orders_through_two_servers_do_not_deadlock(postgres_server, database,  # noqa: F811
+                                                                                     caplog):
+    """Two servers each handed the completions of the same promises, in opposite orders: each batch runs
+    them in promise id order, so neither waits for the other while holding what the other waits for (a
+    deadlock: PostgreSQL fails a batch after its deadlock_timeout of 1 s, and the kernel runs it again)."""
+    import logging
+    from resonate.core.kernel import Kernel
+    from resonate.core.requests import decode
+    from resonate.core.store.postgres import PostgresStore
+
+    kernels = [Kernel(PostgresStore(postgres_server.dsn_for(database), workers=1)) for _ in range(2)]
+    for kernel in kernels:
+        kernel.start()
+    caplog.set_level(logging.INFO, logger="resonate.kernel")
+    try:
+        ids = [f"opposite-{n:02d}" for n in range(40)]
+        created = [kernels[0].submit(decode("promises.create", {"id": i, "timeout": FUTURE})) for i in ids]
+        assert [f.result(30).code for f in created] == [20100] * len(ids)
+
+        def complete_all(kernel: Kernel, order: list[str]) -> list:
+            return [kernel.submit(decode("promises.complete", {"id": i, "state": "RESOLVED"})) for i in order]
+
+        with ThreadPoolExecutor(2) as pool:
+            racing = [pool.submit(complete_all, kernels[0], ids), pool.submit(complete_all, kernels[1], ids[::-1])]
+            futures = [f for r in racing for f in r.result()]
+        codes = sorted(f.result(60).code if f.exception(60) is None else f.exception().code for f in futures)
+        assert codes == [20100] * len(ids) + [40301] * len(ids), codes  # each completed once, then already resolved
+        retried = [r.getMessage() for r in caplog.records if "deadlock" in r.getMessage()]
+        assert not retried, retried[0]
+    finally:
+        for kernel in kernels:
+            kernel.stop()
+
+
 def test_what_postgresql_cannot_store_is_a_400_naming_the_field(postgres_resonate):
     """NUL characters and ids beyond a btree entry are refused up front (by the core, on every store),
     not a 500 (which real clients retry forever); the server keeps serving."""

@@ -357,3 +357,27 @@ def test_submit_answer_answers_a_read_beside_the_writer_before_it_returns(tmp_pa
         asyncio.run(scenario())
     finally:
         kernel.stop()
+
+
+def test_a_batch_in_lock_order_runs_the_requests_that_lock_a_promise_in_promise_id_order():
+    """Stores with several writers run a batch's completions, callbacks and subscriptions in promise id
+    order, in the places those requests had; the others stay where they were, and requests on one promise
+    keep their order."""
+    from resonate.core.kernel import _Item
+
+    def batch(*requests):
+        return [_Item(r, None, None, True) for r in requests]
+
+    complete = lambda i, s="RESOLVED": decode("promises.complete", {"id": i, "state": s})  # noqa: E731
+    callback = lambda i: decode("promises.callback", {"promiseId": i, "rootPromiseId": "root", "recv": "r",  # noqa: E731
+                                                      "timeout": 1})
+    subscribe = lambda i: decode("promises.subscribe", {"id": "s", "promiseId": i, "recv": "r", "timeout": 1})  # noqa: E731
+    create = decode("promises.create", {"id": "a-created", "timeout": 1})
+    read = decode("promises.read", {"id": "x"})
+    items = batch(complete("c"), create, callback("a"), subscribe("b"), read, complete("a", "REJECTED"))
+    ordered = Kernel._in_lock_order(items)
+    assert [item.request for item in ordered] == [
+        callback("a"), create, complete("a", "REJECTED"), subscribe("b"), read, complete("c")]
+    assert sorted(map(id, ordered)) == sorted(map(id, items))  # the same items, each once
+    alone = batch(create, complete("z"), read)
+    assert Kernel._in_lock_order(alone) is alone

@@ -82,6 +82,10 @@ class Store(ABC):
     # each request of a batch runs in its own savepoint even when nothing needs rolling back (else the
     # kernel takes savepoints only after a request had to undo its writes: the batch runs again guarded)
     savepoint_each_request = True
+    # several transactions write at once (writer connections, servers): a batch runs the requests that
+    # lock a promise in promise id order, so two batches never hold one promise each while waiting for
+    # the other's (a deadlock)
+    runs_in_lock_order = False
 
     def reader(self) -> Any:
         """A read-only transaction object (an SqlTx whose writes raise NeedsWriter) for the caller's use

@@ -240,6 +240,7 @@ class PostgresConnection(Connection):
 
 class PostgresStore(Store):
     dialect = tables.POSTGRES
+    runs_in_lock_order = True  # several writer connections, and servers, on one database
 
     def __init__(self, conninfo: str, workers: int = 4, reset: bool = False):
         self.conninfo = conninfo
