@@ -405,10 +405,13 @@ OPERATIONS: dict[str, Operation] = {op.name: op for op in [
 
 EXECUTORS: dict[type, Callable[[Context, Any], Result]] = {op.request: op.execute for op in OPERATIONS.values()}
 
-# the promise row a request locks until its transaction ends: a completion's UPDATE, and the lock a
-# callback or subscription takes against that completion (stores that write in several transactions at
-# once run these in promise id order: `Store.runs_in_lock_order`)
+# the promise row a request locks until its transaction ends: a creation's INSERT (or its wait for
+# another's insert of the id), a completion's UPDATE, and the lock a callback or subscription takes against
+# that completion (stores that write in several transactions at once run these in promise id order:
+# `Store.runs_in_lock_order`)
 PROMISE_LOCKED_BY: dict[type, Callable[[Any], str]] = {
+    CreatePromise: attrgetter("id"),
+    CreatePromiseAndTask: attrgetter("promise.id"),
     CompletePromise: attrgetter("id"),
     CreateCallback: attrgetter("promise_id"),
     CreateSubscription: attrgetter("promise_id"),

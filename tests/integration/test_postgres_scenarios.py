@@ -251,11 +251,12 @@ def test_a_callback_waits_for_a_completion_begun_on_another_connection(postgres_
         second.close()
 
 
-def test_completions_racing_in_opposite_orders_through_two_servers_do_not_deadlock(postgres_server, database,  # noqa: F811
-                                                                                     caplog):
-    """Two servers each handed the completions of the same promises, in opposite orders: each batch runs
-    them in promise id order, so neither waits for the other while holding what the other waits for (a
-    deadlock: PostgreSQL fails a batch after its deadlock_timeout of 1 s, and the kernel runs it again)."""
+def test_writes_racing_in_opposite_orders_through_two_servers_do_not_deadlock(postgres_server, database,  # noqa: F811
+                                                                                caplog):
+    """Two servers each handed the creations, then the completions, of the same promises in opposite
+    orders: each batch runs them in promise id order, so neither waits for the other while holding what
+    the other waits for (a deadlock: PostgreSQL fails a batch after its deadlock_timeout of 1 s, and the
+    kernel runs it again)."""
     import logging
     from resonate.core.kernel import Kernel
     from resonate.core.requests import decode
@@ -267,17 +268,19 @@ def test_completions_racing_in_opposite_orders_through_two_servers_do_not_deadlo
     caplog.set_level(logging.INFO, logger="resonate.kernel")
     try:
         ids = [f"opposite-{n:02d}" for n in range(40)]
-        created = [kernels[0].submit(decode("promises.create", {"id": i, "timeout": FUTURE})) for i in ids]
-        assert [f.result(30).code for f in created] == [20100] * len(ids)
 
-        def complete_all(kernel: Kernel, order: list[str]) -> list:
-            return [kernel.submit(decode("promises.complete", {"id": i, "state": "RESOLVED"})) for i in order]
+        def race(operation: str, fields: dict) -> list[int]:
+            def submit_all(kernel: Kernel, order: list[str]) -> list:
+                return [kernel.submit(decode(operation, {"id": i, **fields})) for i in order]
 
-        with ThreadPoolExecutor(2) as pool:
-            racing = [pool.submit(complete_all, kernels[0], ids), pool.submit(complete_all, kernels[1], ids[::-1])]
-            futures = [f for r in racing for f in r.result()]
-        codes = sorted(f.result(60).code if f.exception(60) is None else f.exception().code for f in futures)
-        assert codes == [20100] * len(ids) + [40301] * len(ids), codes  # each completed once, then already resolved
+            with ThreadPoolExecutor(2) as pool:
+                racing = [pool.submit(submit_all, kernels[0], ids), pool.submit(submit_all, kernels[1], ids[::-1])]
+                futures = [f for r in racing for f in r.result()]
+            return sorted(f.result(60).code if f.exception(60) is None else f.exception().code for f in futures)
+
+        # each created once, then refused (no idempotency key); each completed once, then already resolved
+        assert race("promises.create", {"timeout": FUTURE}) == [20100] * len(ids) + [40900] * len(ids)
+        assert race("promises.complete", {"state": "RESOLVED"}) == [20100] * len(ids) + [40301] * len(ids)
         retried = [r.getMessage() for r in caplog.records if "deadlock" in r.getMessage()]
         assert not retried, retried[0]
     finally:

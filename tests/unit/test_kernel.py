@@ -360,9 +360,9 @@ def test_submit_answer_answers_a_read_beside_the_writer_before_it_returns(tmp_pa
 
 
 def test_a_batch_in_lock_order_runs_the_requests_that_lock_a_promise_in_promise_id_order():
-    """Stores with several writers run a batch's completions, callbacks and subscriptions in promise id
-    order, in the places those requests had; the others stay where they were, and requests on one promise
-    keep their order."""
+    """Stores with several writers run a batch's creations, completions, callbacks and subscriptions in
+    promise id order, in the places those requests had; the others stay where they were, and requests on
+    one promise keep their order."""
     from resonate.core.kernel import _Item
 
     def batch(*requests):
@@ -377,7 +377,7 @@ def test_a_batch_in_lock_order_runs_the_requests_that_lock_a_promise_in_promise_
     items = batch(complete("c"), create, callback("a"), subscribe("b"), read, complete("a", "REJECTED"))
     ordered = Kernel._in_lock_order(items)
     assert [item.request for item in ordered] == [
-        callback("a"), create, complete("a", "REJECTED"), subscribe("b"), read, complete("c")]
+        callback("a"), complete("a", "REJECTED"), create, subscribe("b"), read, complete("c")]
     assert sorted(map(id, ordered)) == sorted(map(id, items))  # the same items, each once
-    alone = batch(create, complete("z"), read)
+    alone = batch(read, complete("z"), decode("schedules.read", {"id": "z"}))
     assert Kernel._in_lock_order(alone) is alone
