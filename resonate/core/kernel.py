@@ -26,7 +26,7 @@ from typing import Any, Callable, Protocol
 from .background import BACKGROUND_EXECUTORS
 from .codes import ApiError, invalid, server_error
 from .deadlines import DeadlineBook
-from .operations import EXECUTORS, PROMISE_LOCKED_BY, READ_ONLY, Context, CoreConfig, Outgoing, Result, Retry
+from .operations import EXECUTORS, READ_ONLY, ROW_LOCKED_BY, Context, CoreConfig, Outgoing, Result, Retry
 from .store.base import RejectedValue, RetryableStoreError, Store, StoreError
 from ..observability import metrics
 
@@ -450,13 +450,13 @@ class Kernel:
 
     @staticmethod
     def _in_lock_order(batch: list[_Item]) -> list[_Item]:
-        """The batch with the requests that lock a promise in promise id order, in the places those
-        requests had (the others stay where they were, requests on one promise keep their order). Any order
-        of a batch is one the clients could have seen: none of its requests was answered before another
-        was sent."""
+        """The batch with the requests that lock a row (`ROW_LOCKED_BY`) in (table, key) order, in the places
+        those requests had (the others stay where they were, requests on one row keep their order). Any
+        order of a batch is one the clients could have seen: none of its requests was answered before
+        another was sent."""
         places, locking = [], []
         for place, item in enumerate(batch):
-            key = PROMISE_LOCKED_BY.get(type(item.request))
+            key = ROW_LOCKED_BY.get(type(item.request))
             if key is not None:
                 places.append(place)
                 locking.append((key(item.request), place, item))

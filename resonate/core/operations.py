@@ -7,7 +7,6 @@ nowhere else.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from operator import attrgetter
 from typing import Any, Callable
 
 from . import cron as cronlib
@@ -405,16 +404,24 @@ OPERATIONS: dict[str, Operation] = {op.name: op for op in [
 
 EXECUTORS: dict[type, Callable[[Context, Any], Result]] = {op.request: op.execute for op in OPERATIONS.values()}
 
-# the promise row a request locks until its transaction ends: a creation's INSERT (or its wait for
-# another's insert of the id), a completion's UPDATE, and the lock a callback or subscription takes against
-# that completion (stores that write in several transactions at once run these in promise id order:
-# `Store.runs_in_lock_order`)
-PROMISE_LOCKED_BY: dict[type, Callable[[Any], str]] = {
-    CreatePromise: attrgetter("id"),
-    CreatePromiseAndTask: attrgetter("promise.id"),
-    CompletePromise: attrgetter("id"),
-    CreateCallback: attrgetter("promise_id"),
-    CreateSubscription: attrgetter("promise_id"),
+# the row a request locks until its transaction ends, as (table, key): a read's lazy timeout, a
+# creation's INSERT (or its wait for another's insert of the id), a completion's UPDATE, the lock a
+# callback or subscription takes against that completion, a lock's acquisition or release, a task's
+# claim, completion or drop. Stores that write in several transactions at once run these in (table, key)
+# order (`Store.runs_in_lock_order`), so two batches do not wait for each other's rows. Requests that
+# lock several rows (searches' lazy timeouts, heartbeats) are not ordered (docs/scaling-out.md).
+ROW_LOCKED_BY: dict[type, Callable[[Any], tuple[str, str]]] = {
+    ReadPromise: lambda r: ("promises", r.id),  # a lazy timeout
+    CreatePromise: lambda r: ("promises", r.id),
+    CreatePromiseAndTask: lambda r: ("promises", r.promise.id),
+    CompletePromise: lambda r: ("promises", r.id),
+    CreateCallback: lambda r: ("promises", r.promise_id),
+    CreateSubscription: lambda r: ("promises", r.promise_id),
+    AcquireLock: lambda r: ("locks", r.resource_id),
+    ReleaseLock: lambda r: ("locks", r.resource_id),
+    ClaimTask: lambda r: ("tasks", r.id),
+    CompleteTask: lambda r: ("tasks", r.id),
+    DropTask: lambda r: ("tasks", r.id),
 }
 
 # requests that only read, unless they must time out a pending promise on the spot (lazy timeout: the

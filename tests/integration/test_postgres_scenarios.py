@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterator
+from typing import Callable, Iterator
 
 import httpx
 import pytest
@@ -254,7 +254,7 @@ def test_a_callback_waits_for_a_completion_begun_on_another_connection(postgres_
 def test_writes_racing_in_opposite_orders_through_two_servers_do_not_deadlock(postgres_server, database,  # noqa: F811
                                                                                 caplog):
     """Two servers each handed the creations, then the completions, of the same promises in opposite
-    orders: each batch runs them in promise id order, so neither waits for the other while holding what
+    orders, then the acquisitions of the same locks: each batch runs them in (table, key) order, so neither waits for the other while holding what
     the other waits for (a deadlock: PostgreSQL fails a batch after its deadlock_timeout of 1 s, and the
     kernel runs it again)."""
     import logging
@@ -269,18 +269,24 @@ def test_writes_racing_in_opposite_orders_through_two_servers_do_not_deadlock(po
     try:
         ids = [f"opposite-{n:02d}" for n in range(40)]
 
-        def race(operation: str, fields: dict) -> list[int]:
-            def submit_all(kernel: Kernel, order: list[str]) -> list:
-                return [kernel.submit(decode(operation, {"id": i, **fields})) for i in order]
+        def race(operation: str, fields: Callable[[str, int], dict]) -> list[int]:
+            """`operation` on every id through both kernels at once, in opposite orders; the codes."""
+            def submit_all(k: int, order: list[str]) -> list:
+                return [kernels[k].submit(decode(operation, fields(i, k))) for i in order]
 
             with ThreadPoolExecutor(2) as pool:
-                racing = [pool.submit(submit_all, kernels[0], ids), pool.submit(submit_all, kernels[1], ids[::-1])]
+                racing = [pool.submit(submit_all, 0, ids), pool.submit(submit_all, 1, ids[::-1])]
                 futures = [f for r in racing for f in r.result()]
             return sorted(f.result(60).code if f.exception(60) is None else f.exception().code for f in futures)
 
-        # each created once, then refused (no idempotency key); each completed once, then already resolved
-        assert race("promises.create", {"timeout": FUTURE}) == [20100] * len(ids) + [40900] * len(ids)
-        assert race("promises.complete", {"state": "RESOLVED"}) == [20100] * len(ids) + [40301] * len(ids)
+        # each created once, then refused (no idempotency key); each completed once, then already resolved;
+        # each lock acquired by one execution, then refused to the other
+        assert race("promises.create", lambda i, k: {"id": i, "timeout": FUTURE}) == \
+            [20100] * len(ids) + [40900] * len(ids)
+        assert race("promises.complete", lambda i, k: {"id": i, "state": "RESOLVED"}) == \
+            [20100] * len(ids) + [40301] * len(ids)
+        assert race("locks.acquire", lambda i, k: {"resourceId": i, "executionId": f"e{k}", "processId": f"p{k}",
+                                                   "ttl": 60_000}) == [20100] * len(ids) + [40305] * len(ids)
         retried = [r.getMessage() for r in caplog.records if "deadlock" in r.getMessage()]
         assert not retried, retried[0]
     finally:

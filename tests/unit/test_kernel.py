@@ -359,10 +359,11 @@ def test_submit_answer_answers_a_read_beside_the_writer_before_it_returns(tmp_pa
         kernel.stop()
 
 
-def test_a_batch_in_lock_order_runs_the_requests_that_lock_a_promise_in_promise_id_order():
-    """Stores with several writers run a batch's creations, completions, callbacks and subscriptions in
-    promise id order, in the places those requests had; the others stay where they were, and requests on
-    one promise keep their order."""
+def test_a_batch_in_lock_order_runs_the_requests_that_lock_a_row_in_table_and_key_order():
+    """Stores with several writers run a batch's requests that lock one row (a promise's reads, creations,
+    completions, callbacks and subscriptions; a lock's acquisition; a task's claim) in (table, key) order,
+    in the places those requests had; the others stay where they were, and requests on one row keep their
+    order."""
     from resonate.core.kernel import _Item
 
     def batch(*requests):
@@ -373,11 +374,16 @@ def test_a_batch_in_lock_order_runs_the_requests_that_lock_a_promise_in_promise_
                                                       "timeout": 1})
     subscribe = lambda i: decode("promises.subscribe", {"id": "s", "promiseId": i, "recv": "r", "timeout": 1})  # noqa: E731
     create = decode("promises.create", {"id": "a-created", "timeout": 1})
-    read = decode("promises.read", {"id": "x"})
-    items = batch(complete("c"), create, callback("a"), subscribe("b"), read, complete("a", "REJECTED"))
+    read = decode("promises.read", {"id": "b"})
+    claim = decode("tasks.claim", {"id": "__invoke:a", "counter": 1, "processId": "p", "ttl": 1})
+    acquire = decode("locks.acquire", {"resourceId": "z", "executionId": "e", "processId": "p", "ttl": 1})
+    search = decode("promises.search", {"id": "*"})
+    items = batch(claim, complete("c"), create, callback("a"), search, subscribe("b"), read,
+                  complete("a", "REJECTED"), acquire)
     ordered = Kernel._in_lock_order(items)
+    # locks, then promises, then tasks, each by key; the search locks no row it names: it stays in place
     assert [item.request for item in ordered] == [
-        callback("a"), complete("a", "REJECTED"), create, subscribe("b"), read, complete("c")]
+        acquire, callback("a"), complete("a", "REJECTED"), create, search, subscribe("b"), read, complete("c"), claim]
     assert sorted(map(id, ordered)) == sorted(map(id, items))  # the same items, each once
-    alone = batch(read, complete("z"), decode("schedules.read", {"id": "z"}))
+    alone = batch(search, complete("z"), decode("schedules.read", {"id": "z"}))
     assert Kernel._in_lock_order(alone) is alone

@@ -83,8 +83,8 @@ class Store(ABC):
     # kernel takes savepoints only after a request had to undo its writes: the batch runs again guarded)
     savepoint_each_request = True
     # several transactions write at once (writer connections, servers): a batch runs the requests that
-    # lock a promise in promise id order, so two batches never hold one promise each while waiting for
-    # the other's (a deadlock)
+    # lock a row in (table, key) order (operations.ROW_LOCKED_BY), so two batches never hold one row each
+    # while waiting for the other's (a deadlock)
     runs_in_lock_order = False
 
     def reader(self) -> Any:
