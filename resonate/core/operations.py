@@ -408,8 +408,9 @@ EXECUTORS: dict[type, Callable[[Context, Any], Result]] = {op.request: op.execut
 # creation's INSERT (or its wait for another's insert of the id), a completion's UPDATE, the lock a
 # callback or subscription takes against that completion, a lock's acquisition or release, a task's
 # claim, completion or drop. Stores that write in several transactions at once run these in (table, key)
-# order (`Store.runs_in_lock_order`), so two batches do not wait for each other's rows. Requests that
-# lock several rows (searches' lazy timeouts, heartbeats) are not ordered (docs/scaling-out.md).
+# order (`Store.runs_in_lock_order`), so two batches do not wait for each other's rows. A heartbeat
+# locks its process's rows in key order itself, ahead of the batch's other rows of that table; a search's
+# lazy timeouts are not ordered (docs/scaling-out.md).
 ROW_LOCKED_BY: dict[type, Callable[[Any], tuple[str, str]]] = {
     ReadPromise: lambda r: ("promises", r.id),  # a lazy timeout
     CreatePromise: lambda r: ("promises", r.id),
@@ -419,6 +420,8 @@ ROW_LOCKED_BY: dict[type, Callable[[Any], tuple[str, str]]] = {
     CreateSubscription: lambda r: ("promises", r.promise_id),
     AcquireLock: lambda r: ("locks", r.resource_id),
     ReleaseLock: lambda r: ("locks", r.resource_id),
+    HeartbeatLocks: lambda r: ("locks", ""),  # a process's locks, in resource id order, before the others
+    HeartbeatTasks: lambda r: ("tasks", ""),  # a process's tasks, in id order, before the others
     ClaimTask: lambda r: ("tasks", r.id),
     CompleteTask: lambda r: ("tasks", r.id),
     DropTask: lambda r: ("tasks", r.id),

@@ -254,9 +254,9 @@ def test_a_callback_waits_for_a_completion_begun_on_another_connection(postgres_
 def test_writes_racing_in_opposite_orders_through_two_servers_do_not_deadlock(postgres_server, database,  # noqa: F811
                                                                                 caplog):
     """Two servers each handed the creations, then the completions, of the same promises in opposite
-    orders, then the acquisitions of the same locks: each batch runs them in (table, key) order, so neither waits for the other while holding what
-    the other waits for (a deadlock: PostgreSQL fails a batch after its deadlock_timeout of 1 s, and the
-    kernel runs it again)."""
+    orders, then the acquisitions of the same locks: each batch runs them in (table, key) order, so
+    neither waits for the other while holding what the other waits for (a deadlock: PostgreSQL fails a
+    batch after its deadlock_timeout of 1 s, and the kernel runs it again)."""
     import logging
     from resonate.core.kernel import Kernel
     from resonate.core.requests import decode
@@ -287,6 +287,50 @@ def test_writes_racing_in_opposite_orders_through_two_servers_do_not_deadlock(po
             [20100] * len(ids) + [40301] * len(ids)
         assert race("locks.acquire", lambda i, k: {"resourceId": i, "executionId": f"e{k}", "processId": f"p{k}",
                                                    "ttl": 60_000}) == [20100] * len(ids) + [40305] * len(ids)
+        retried = [r.getMessage() for r in caplog.records if "deadlock" in r.getMessage()]
+        assert not retried, retried[0]
+    finally:
+        for kernel in kernels:
+            kernel.stop()
+
+
+def test_heartbeats_and_task_completions_through_two_servers_do_not_deadlock(postgres_server, database,  # noqa: F811
+                                                                             caplog):
+    """A worker's heartbeats through one server while its tasks are completed through another. The tasks
+    are stored in descending id order, so a heartbeat that locked them as the table has them would hold
+    the last while a batch, locking in id order, holds the first: the heartbeat locks them in id order."""
+    import logging
+    from resonate.core.kernel import Kernel
+    from resonate.core.requests import decode
+    from resonate.core.store.postgres import PostgresStore
+
+    kernels = [Kernel(PostgresStore(postgres_server.dsn_for(database), workers=1)) for _ in range(2)]
+    for kernel in kernels:
+        kernel.start()
+    caplog.set_level(logging.INFO, logger="resonate.kernel")
+    invoke = {"resonate:invoke": "poll://any@workers"}
+    try:
+        ids = [f"beat-{n:03d}" for n in range(200)][::-1]
+        for i in ids:
+            kernels[0].call(decode("promises.create", {"id": i, "timeout": FUTURE, "tags": invoke}))
+            kernels[0].call(decode("tasks.claim", {"id": f"__invoke:{i}", "counter": 1, "processId": "worker",
+                                                   "ttl": 60_000}))
+        completions: list = []
+
+        def beat_until_completed() -> list:
+            beats = []
+            while not completions or not all(f.done() for f in completions):
+                beats.append(kernels[0].submit(decode("tasks.heartbeat", {"processId": "worker"})))
+                beats[-1].result(60)
+            return beats
+
+        with ThreadPoolExecutor(1) as pool:
+            beating = pool.submit(beat_until_completed)
+            for i in ids:
+                completions.append(kernels[1].submit(decode("tasks.complete", {"id": f"__invoke:{i}", "counter": 1})))
+            heartbeats = beating.result()
+        assert [f.result(60).code for f in completions] == [20100] * len(ids)
+        assert all(f.result(60).code == 20000 for f in heartbeats)
         retried = [r.getMessage() for r in caplog.records if "deadlock" in r.getMessage()]
         assert not retried, retried[0]
     finally:

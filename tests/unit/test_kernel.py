@@ -369,21 +369,26 @@ def test_a_batch_in_lock_order_runs_the_requests_that_lock_a_row_in_table_and_ke
     def batch(*requests):
         return [_Item(r, None, None, True) for r in requests]
 
-    complete = lambda i, s="RESOLVED": decode("promises.complete", {"id": i, "state": s})  # noqa: E731
-    callback = lambda i: decode("promises.callback", {"promiseId": i, "rootPromiseId": "root", "recv": "r",  # noqa: E731
-                                                      "timeout": 1})
-    subscribe = lambda i: decode("promises.subscribe", {"id": "s", "promiseId": i, "recv": "r", "timeout": 1})  # noqa: E731
+    def complete(i, state="RESOLVED"):
+        return decode("promises.complete", {"id": i, "state": state})
+
+    def callback(i):
+        return decode("promises.callback", {"promiseId": i, "rootPromiseId": "root", "recv": "r", "timeout": 1})
+
+    def subscribe(i):
+        return decode("promises.subscribe", {"id": "s", "promiseId": i, "recv": "r", "timeout": 1})
     create = decode("promises.create", {"id": "a-created", "timeout": 1})
     read = decode("promises.read", {"id": "b"})
     claim = decode("tasks.claim", {"id": "__invoke:a", "counter": 1, "processId": "p", "ttl": 1})
     acquire = decode("locks.acquire", {"resourceId": "z", "executionId": "e", "processId": "p", "ttl": 1})
     search = decode("promises.search", {"id": "*"})
+    heartbeat = decode("tasks.heartbeat", {"processId": "p"})
     items = batch(claim, complete("c"), create, callback("a"), search, subscribe("b"), read,
-                  complete("a", "REJECTED"), acquire)
+                  complete("a", "REJECTED"), acquire, heartbeat)
     ordered = Kernel._in_lock_order(items)
-    # locks, then promises, then tasks, each by key; the search locks no row it names: it stays in place
-    assert [item.request for item in ordered] == [
-        acquire, callback("a"), complete("a", "REJECTED"), create, search, subscribe("b"), read, complete("c"), claim]
+    # locks, then promises, then tasks (a heartbeat's first), each by key; a search stays in place
+    assert [item.request for item in ordered] == [acquire, callback("a"), complete("a", "REJECTED"), create, search,
+                                                  subscribe("b"), read, complete("c"), heartbeat, claim]
     assert sorted(map(id, ordered)) == sorted(map(id, items))  # the same items, each once
     alone = batch(search, complete("z"), decode("schedules.read", {"id": "z"}))
     assert Kernel._in_lock_order(alone) is alone

@@ -28,7 +28,7 @@ from ..model import Promise, Schedule, Task
 from . import tables
 from .base import Connection, RejectedValue, RetryableStoreError, StaleRead, Store, StoreError
 from .pg_notify import DEADLINE_CHANNEL, server_id
-from .sql import PENDING, TASK_COLUMNS, TASK_INIT, TASK_SENT_OR_CLAIMED, SqlTx, task_from_row
+from .sql import PENDING, TASK_CLAIMED, TASK_COLUMNS, TASK_INIT, TASK_SENT_OR_CLAIMED, SqlTx, task_from_row
 
 log = logging.getLogger("resonate.store.postgres")
 
@@ -130,6 +130,19 @@ class PostgresTx(SqlTx):
             longest = None  # skipped at each firing, as on SQLite
         _check_key("promiseId", longest, reserve=len("__invoke:"))
         return super().insert_schedule(s)
+
+    # A heartbeat locks the process's rows in key order first, as batches lock rows (operations.ROW_LOCKED_BY):
+    # its UPDATE alone locks them in the table's order, and held the last of them while a batch completing
+    # two of them held the first.
+    def heartbeat_tasks(self, process_id: str, now: int) -> int:
+        self.execute(f"SELECT 1 FROM tasks WHERE process_id = ? AND state = {TASK_CLAIMED}"
+                     " ORDER BY id FOR NO KEY UPDATE", (process_id,))
+        return super().heartbeat_tasks(process_id, now)
+
+    def heartbeat_locks(self, process_id: str, now: int) -> int:
+        self.execute("SELECT 1 FROM locks WHERE process_id = ? ORDER BY resource_id FOR NO KEY UPDATE",
+                     (process_id,))
+        return super().heartbeat_locks(process_id, now)
 
     def insert_callback(self, cb) -> bool:
         # Lock the promise against completion first. Without it a completion committing meanwhile on
