@@ -406,6 +406,7 @@ class Kernel:
                 guarded = True
             except RetryableStoreError as e:
                 conn.rollback()
+                metrics.kernel_batch_retried(e.reason)
                 log.info("batch retried after a transient store error: %s", e)
                 time.sleep(min(0.001 * 2 ** attempt, 0.1))
             except Exception as e:  # the transaction failed as a whole: nothing was written

@@ -67,6 +67,9 @@ kernel_commit_duration_seconds = Histogram("resonate_kernel_commit_duration_seco
                                            buckets=GO_BUCKETS, registry=REGISTRY)
 kernel_queue_depth = Gauge("resonate_kernel_queue_depth", "requests queued for the kernel, not yet answered",
                            registry=REGISTRY)
+kernel_batch_retries_total = Counter("resonate_kernel_batch_retries",
+                                    "store transactions run again after a failure that may pass",
+                                    ["reason"], registry=REGISTRY)
 background_passes_total = Counter("resonate_background_passes", "background passes run by the kernel",
                                   ["pass", "status"], registry=REGISTRY)
 poll_connections = Gauge("resonate_poll_connections", "open poll (server-sent event) streams", registry=REGISTRY)
@@ -402,6 +405,13 @@ def kafka_consumed(topic: str, count: int = 1) -> None:
 def kafka_replied(topic: str) -> None:
     if _enabled:
         kafka_records_replied_total.labels(topic).inc()
+
+
+def kernel_batch_retried(reason: str) -> None:
+    """A transaction rolled back for a reason that may pass (a deadlock, a serialization failure, a busy
+    database, a lost connection), to run again: rare, so counted at once."""
+    if _enabled:
+        kernel_batch_retries_total.labels(reason).inc()
 
 
 def kafka_dead_lettered(topic: str) -> None:

@@ -141,7 +141,8 @@ def test_sqlite_busy_is_retryable_and_other_failures_are_not(tmp_path):
         waiter = sqlite3.connect(path, isolation_level=None, timeout=0)
         with pytest.raises(sqlite3.OperationalError) as busy:
             waiter.execute("BEGIN IMMEDIATE")
-        assert isinstance(sqlite_store_error(busy.value), RetryableStoreError)
+        error = sqlite_store_error(busy.value)
+        assert isinstance(error, RetryableStoreError) and error.reason == "busy"
         with pytest.raises(sqlite3.OperationalError) as bad:
             waiter.execute("SELECT nothing FROM nowhere")
         error = sqlite_store_error(bad.value)
@@ -153,8 +154,10 @@ def test_sqlite_busy_is_retryable_and_other_failures_are_not(tmp_path):
 
 
 def test_postgres_conflicts_are_retryable_and_other_failures_are_not(postgres_dsn):
-    for kind in (pg_errors.SerializationFailure, pg_errors.DeadlockDetected, pg_errors.LockNotAvailable):
-        assert isinstance(postgres_store_error(kind("conflict")), RetryableStoreError)
+    for kind, reason in ((pg_errors.SerializationFailure, "serialization"), (pg_errors.DeadlockDetected, "deadlock"),
+                         (pg_errors.LockNotAvailable, "lock_not_available")):
+        error = postgres_store_error(kind("conflict"))
+        assert isinstance(error, RetryableStoreError) and error.reason == reason
     with psycopg.connect(postgres_dsn, autocommit=True) as conn:
         tx = PostgresTx(conn.cursor())
         with pytest.raises(StoreError) as e:
@@ -201,7 +204,7 @@ def test_a_real_deadlock_is_classified_retryable(postgres_dsn):
         t.join(30)
     outcomes = list(results.values())
     assert len(outcomes) == 2 and "locked" in outcomes, outcomes
-    assert any(isinstance(o, RetryableStoreError) for o in outcomes), outcomes
+    assert any(isinstance(o, RetryableStoreError) and o.reason == "deadlock" for o in outcomes), outcomes
 
 
 # -- the store contract: each conditional write affects a row only when its condition holds --------------

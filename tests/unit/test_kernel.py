@@ -392,3 +392,33 @@ def test_a_batch_in_lock_order_runs_the_requests_that_lock_a_row_in_table_and_ke
     assert sorted(map(id, ordered)) == sorted(map(id, items))  # the same items, each once
     alone = batch(search, complete("z"), decode("schedules.read", {"id": "z"}))
     assert Kernel._in_lock_order(alone) is alone
+
+
+def test_a_batch_run_again_after_a_failure_that_may_pass_is_counted_by_reason(tmp_path, monkeypatch):
+    """resonate_kernel_batch_retries{reason}: what an operator watches for deadlocks between servers."""
+    from resonate.core.store.base import RetryableStoreError
+    from resonate.core.store.sqlite import SqliteConnection
+    from resonate.observability import metrics
+
+    def retries(reason: str) -> float:
+        return metrics.REGISTRY.get_sample_value("resonate_kernel_batch_retries_total", {"reason": reason}) or 0
+
+    commit, failed = SqliteConnection.commit, []
+
+    def fail_once(self):
+        if not failed:
+            failed.append(True)
+            raise RetryableStoreError("deadlock detected", "deadlock")
+        commit(self)
+
+    monkeypatch.setattr(SqliteConnection, "commit", fail_once)
+    before, was_enabled = retries("deadlock"), metrics.enabled()
+    metrics.enable()
+    kernel = make_kernel(tmp_path)
+    try:
+        assert kernel.call(create(1)).code == 20100  # run again, and answered as if it had not failed
+        assert failed == [True] and retries("deadlock") == before + 1
+    finally:
+        kernel.stop()
+        if not was_enabled:
+            metrics.disable()

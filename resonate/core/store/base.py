@@ -16,6 +16,10 @@ class StoreError(Exception):
 class RetryableStoreError(StoreError):
     """A transaction failed for a reason that may pass (serialization failure, deadlock, busy, lost connection)."""
 
+    def __init__(self, message: str = "", reason: str = "transient"):
+        super().__init__(message)
+        self.reason = reason  # counted by the kernel's retries (resonate_kernel_batch_retries)
+
 
 class StaleRead(StoreError):
     """A row the request read changed before its write: run the request again against the new state."""

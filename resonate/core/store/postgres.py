@@ -60,13 +60,16 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
-_RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected, pg_errors.LockNotAvailable)
+# conflicts between transactions, which may pass, and the reason each is counted under
+_RETRYABLE = {pg_errors.SerializationFailure: "serialization", pg_errors.DeadlockDetected: "deadlock",
+              pg_errors.LockNotAvailable: "lock_not_available"}
 
 
 def store_error(e: psycopg.Error) -> StoreError:
     """The one place PostgreSQL failures are classified: conflicts between transactions may pass."""
-    if isinstance(e, _RETRYABLE):
-        return RetryableStoreError(str(e))
+    for kind, reason in _RETRYABLE.items():
+        if isinstance(e, kind):
+            return RetryableStoreError(str(e), reason)
     return StoreError(str(e))
 
 
@@ -210,12 +213,12 @@ class PostgresConnection(Connection):
             try:  # the database restarted or the network dropped: reconnect, and let the kernel retry
                 self._open()
             except psycopg.OperationalError as e:
-                raise RetryableStoreError(f"cannot reach PostgreSQL: {e}") from e
+                raise RetryableStoreError(f"cannot reach PostgreSQL: {e}", "connection") from e
         try:
             self.conn.execute("BEGIN")
         except psycopg.OperationalError as e:
             self._discard()
-            raise RetryableStoreError(f"cannot reach PostgreSQL: {e}") from e
+            raise RetryableStoreError(f"cannot reach PostgreSQL: {e}", "connection") from e
 
     def commit(self) -> None:
         # a commit lost with the connection is not retried: it may have happened

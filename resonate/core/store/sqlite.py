@@ -30,7 +30,7 @@ log = logging.getLogger("resonate.store")
 def store_error(e: sqlite3.Error) -> StoreError:
     """The one place SQLite failures are classified: busy or locked may pass, the rest will not."""
     if isinstance(e, sqlite3.OperationalError) and ("locked" in str(e) or "busy" in str(e)):
-        return RetryableStoreError(str(e))
+        return RetryableStoreError(str(e), "busy")
     return StoreError(str(e))
 
 
