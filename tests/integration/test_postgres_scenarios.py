@@ -294,11 +294,12 @@ def test_writes_racing_in_opposite_orders_through_two_servers_do_not_deadlock(po
             kernel.stop()
 
 
-def test_heartbeats_and_task_completions_through_two_servers_do_not_deadlock(postgres_server, database,  # noqa: F811
-                                                                             caplog):
-    """A worker's heartbeats through one server while its tasks are completed through another. The tasks
-    are stored in descending id order, so a heartbeat that locked them as the table has them would hold
-    the last while a batch, locking in id order, holds the first: the heartbeat locks them in id order."""
+def test_heartbeats_and_completions_through_two_servers_do_not_deadlock(postgres_server, database,  # noqa: F811
+                                                                        caplog):
+    """A worker's heartbeats through one server while its tasks are completed, then its locks released,
+    through another. The rows are stored in descending key order, so a heartbeat that locked them as the
+    table has them would hold the last while a batch, locking in key order, holds the first: the heartbeat
+    locks them in key order."""
     import logging
     from resonate.core.kernel import Kernel
     from resonate.core.requests import decode
@@ -308,29 +309,40 @@ def test_heartbeats_and_task_completions_through_two_servers_do_not_deadlock(pos
     for kernel in kernels:
         kernel.start()
     caplog.set_level(logging.INFO, logger="resonate.kernel")
-    invoke = {"resonate:invoke": "poll://any@workers"}
-    try:
-        ids = [f"beat-{n:03d}" for n in range(200)][::-1]
-        for i in ids:
-            kernels[0].call(decode("promises.create", {"id": i, "timeout": FUTURE, "tags": invoke}))
-            kernels[0].call(decode("tasks.claim", {"id": f"__invoke:{i}", "counter": 1, "processId": "worker",
-                                                   "ttl": 60_000}))
-        completions: list = []
+    ids = [f"beat-{n:03d}" for n in range(200)][::-1]
 
-        def beat_until_completed() -> list:
+    def heartbeats_while(heartbeat: str, operation: str, fields: Callable[[str], dict]) -> tuple[list, list]:
+        """`operation` on every id through the second kernel, `heartbeat` through the first until it is
+        done; the codes of both."""
+        work: list = []
+
+        def beat_until_done() -> list:
             beats = []
-            while not completions or not all(f.done() for f in completions):
-                beats.append(kernels[0].submit(decode("tasks.heartbeat", {"processId": "worker"})))
+            while not work or not all(f.done() for f in work):
+                beats.append(kernels[0].submit(decode(heartbeat, {"processId": "worker"})))
                 beats[-1].result(60)
             return beats
 
         with ThreadPoolExecutor(1) as pool:
-            beating = pool.submit(beat_until_completed)
-            for i in ids:
-                completions.append(kernels[1].submit(decode("tasks.complete", {"id": f"__invoke:{i}", "counter": 1})))
-            heartbeats = beating.result()
-        assert [f.result(60).code for f in completions] == [20100] * len(ids)
-        assert all(f.result(60).code == 20000 for f in heartbeats)
+            beating = pool.submit(beat_until_done)
+            work.extend(kernels[1].submit(decode(operation, fields(i))) for i in ids)
+            beats = beating.result()
+        return [f.result(60).code for f in work], [f.result(60).code for f in beats]
+
+    try:
+        for i in ids:
+            kernels[0].call(decode("promises.create", {"id": i, "timeout": FUTURE,
+                                                       "tags": {"resonate:invoke": "poll://any@workers"}}))
+            kernels[0].call(decode("tasks.claim", {"id": f"__invoke:{i}", "counter": 1, "processId": "worker",
+                                                   "ttl": 60_000}))
+            kernels[0].call(decode("locks.acquire", {"resourceId": i, "executionId": "e", "processId": "worker",
+                                                     "ttl": 60_000}))
+        completed, beats = heartbeats_while("tasks.heartbeat", "tasks.complete",
+                                            lambda i: {"id": f"__invoke:{i}", "counter": 1})
+        assert completed == [20100] * len(ids) and set(beats) == {20000}
+        released, beats = heartbeats_while("locks.heartbeat", "locks.release",
+                                           lambda i: {"resourceId": i, "executionId": "e"})
+        assert released == [20400] * len(ids) and set(beats) == {20000}
         retried = [r.getMessage() for r in caplog.records if "deadlock" in r.getMessage()]
         assert not retried, retried[0]
     finally:
