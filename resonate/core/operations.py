@@ -7,6 +7,7 @@ nowhere else.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, Callable
 
 from . import cron as cronlib
@@ -372,60 +373,55 @@ def op_heartbeat_tasks(ctx: Context, req: HeartbeatTasks) -> Result:
     return Result(OK, {"tasksAffected": ctx.tx.heartbeat_tasks(req.process_id, ctx.now)})
 
 
+def _row(table: str, key: str = "") -> Callable[[Any], tuple[str, str]]:
+    """The row a request locks, as (table, its `key` attribute): see `Operation.locks`. Without a key the
+    request's rows come ahead of the others of the table (a heartbeat: a process's rows, locked in key
+    order by the store)."""
+    value = attrgetter(key) if key else (lambda request: "")
+    return lambda request: (table, value(request))
+
+
 @dataclass(frozen=True, slots=True)
 class Operation:
     name: str
     request: type
     execute: Callable[[Context, Any], Result]
+    # the row a request locks until its transaction ends, as (table, key): a read's lazy timeout, a
+    # creation's INSERT (or its wait for another's insert of the id), a completion's UPDATE, the lock a
+    # callback or subscription takes against that completion, a lock's or a task's write. Stores that
+    # write in several transactions at once run these in (table, key) order (`Store.runs_in_lock_order`),
+    # so two batches do not wait for each other's rows; a search's lazy timeouts are not ordered
+    # (docs/scaling-out.md)
+    locks: Callable[[Any], tuple[str, str]] | None = None
 
 
-# every client operation: its name on the wires, its request type (decoded in requests.py), its executor
+# every client operation: its name on the wires, its request type (decoded in requests.py), its executor,
+# the row it locks
 OPERATIONS: dict[str, Operation] = {op.name: op for op in [
-    Operation("promises.read", ReadPromise, op_read_promise),
+    Operation("promises.read", ReadPromise, op_read_promise, _row("promises", "id")),
     Operation("promises.search", SearchPromises, op_search_promises),
-    Operation("promises.create", CreatePromise, op_create_promise),
-    Operation("promises.createtask", CreatePromiseAndTask, op_create_promise_and_task),
-    Operation("promises.complete", CompletePromise, op_complete_promise),
-    Operation("promises.callback", CreateCallback, op_create_callback),
-    Operation("promises.subscribe", CreateSubscription, op_create_subscription),
+    Operation("promises.create", CreatePromise, op_create_promise, _row("promises", "id")),
+    Operation("promises.createtask", CreatePromiseAndTask, op_create_promise_and_task, _row("promises", "promise.id")),
+    Operation("promises.complete", CompletePromise, op_complete_promise, _row("promises", "id")),
+    Operation("promises.callback", CreateCallback, op_create_callback, _row("promises", "promise_id")),
+    Operation("promises.subscribe", CreateSubscription, op_create_subscription, _row("promises", "promise_id")),
     Operation("schedules.read", ReadSchedule, op_read_schedule),
     Operation("schedules.search", SearchSchedules, op_search_schedules),
     Operation("schedules.create", CreateSchedule, op_create_schedule),
     Operation("schedules.delete", DeleteSchedule, op_delete_schedule),
-    Operation("locks.acquire", AcquireLock, op_acquire_lock),
-    Operation("locks.release", ReleaseLock, op_release_lock),
-    Operation("locks.heartbeat", HeartbeatLocks, op_heartbeat_locks),
-    Operation("tasks.claim", ClaimTask, op_claim_task),
-    Operation("tasks.complete", CompleteTask, op_complete_task),
+    Operation("locks.acquire", AcquireLock, op_acquire_lock, _row("locks", "resource_id")),
+    Operation("locks.release", ReleaseLock, op_release_lock, _row("locks", "resource_id")),
+    Operation("locks.heartbeat", HeartbeatLocks, op_heartbeat_locks, _row("locks")),
+    Operation("tasks.claim", ClaimTask, op_claim_task, _row("tasks", "id")),
+    Operation("tasks.complete", CompleteTask, op_complete_task, _row("tasks", "id")),
     Operation("tasks.read", ReadTask, op_read_task),
-    Operation("tasks.drop", DropTask, op_drop_task),
-    Operation("tasks.heartbeat", HeartbeatTasks, op_heartbeat_tasks),
+    Operation("tasks.drop", DropTask, op_drop_task, _row("tasks", "id")),
+    Operation("tasks.heartbeat", HeartbeatTasks, op_heartbeat_tasks, _row("tasks")),
 ]}
 
 EXECUTORS: dict[type, Callable[[Context, Any], Result]] = {op.request: op.execute for op in OPERATIONS.values()}
-
-# the row a request locks until its transaction ends, as (table, key): a read's lazy timeout, a
-# creation's INSERT (or its wait for another's insert of the id), a completion's UPDATE, the lock a
-# callback or subscription takes against that completion, a lock's acquisition or release, a task's
-# claim, completion or drop. Stores that write in several transactions at once run these in (table, key)
-# order (`Store.runs_in_lock_order`), so two batches do not wait for each other's rows. A heartbeat
-# locks its process's rows in key order itself, ahead of the batch's other rows of that table; a search's
-# lazy timeouts are not ordered (docs/scaling-out.md).
 ROW_LOCKED_BY: dict[type, Callable[[Any], tuple[str, str]]] = {
-    ReadPromise: lambda r: ("promises", r.id),  # a lazy timeout
-    CreatePromise: lambda r: ("promises", r.id),
-    CreatePromiseAndTask: lambda r: ("promises", r.promise.id),
-    CompletePromise: lambda r: ("promises", r.id),
-    CreateCallback: lambda r: ("promises", r.promise_id),
-    CreateSubscription: lambda r: ("promises", r.promise_id),
-    AcquireLock: lambda r: ("locks", r.resource_id),
-    ReleaseLock: lambda r: ("locks", r.resource_id),
-    HeartbeatLocks: lambda r: ("locks", ""),  # a process's locks, in resource id order, before the others
-    HeartbeatTasks: lambda r: ("tasks", ""),  # a process's tasks, in id order, before the others
-    ClaimTask: lambda r: ("tasks", r.id),
-    CompleteTask: lambda r: ("tasks", r.id),
-    DropTask: lambda r: ("tasks", r.id),
-}
+    op.request: op.locks for op in OPERATIONS.values() if op.locks is not None}
 
 # requests that only read, unless they must time out a pending promise on the spot (lazy timeout: the
 # store's read connection refuses that write and the writer runs the request); the kernel may answer
