@@ -7,6 +7,7 @@ database whose schema is newer than the server.
 from __future__ import annotations
 
 import contextlib
+import logging
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterator
@@ -19,7 +20,10 @@ from tests.scenarios.http_runner import HttpRunner
 from tests.scenarios.runner import run_scenario
 from tests.scenarios.table import FUTURE, SCENARIOS
 from tests.server import ServerProcess
+from resonate.core.kernel import Kernel
+from resonate.core.requests import decode
 from resonate.core.store.migrations import MIGRATIONS
+from resonate.core.store.postgres import PostgresStore
 
 
 def postgres_store_flags(pg, database: str, *extra: str) -> tuple[str, ...]:
@@ -42,6 +46,24 @@ def fresh_database(pg, purpose: str) -> Iterator[str]:
         yield name
     finally:
         pg.drop_database(name)
+
+
+@contextlib.contextmanager
+def two_kernels(pg, database: str, workers: int) -> Iterator[list[Kernel]]:
+    """Two kernels on one database, as two servers on it would have, stopped afterwards."""
+    kernels = [Kernel(PostgresStore(pg.dsn_for(database), workers=workers)) for _ in range(2)]
+    for kernel in kernels:
+        kernel.start()
+    try:
+        yield kernels
+    finally:
+        for kernel in kernels:
+            kernel.stop()
+
+
+def deadlocks_retried(caplog) -> list[str]:
+    """The kernel's reruns of a batch that PostgreSQL failed as a deadlock (logged at INFO)."""
+    return [r.getMessage() for r in caplog.records if "deadlock" in r.getMessage()]
 
 
 def start_servers(pg, database: str, count: int, *flags: str) -> list[ServerProcess]:
@@ -172,22 +194,13 @@ def test_reset_drops_the_tables_on_shutdown(postgres_server, database):  # noqa:
 def test_a_deduplicated_request_runs_once_across_servers(postgres_server, database):  # noqa: F811
     """Two kernels on one database (two servers) handed the same Kafka request at once: one runs it,
     the other replays its stored reply instead of running it again (which would answer 409)."""
-    from resonate.core.kernel import Kernel
     from resonate.api.kafka.dedup import KafkaDedup
-    from resonate.core.requests import decode
-    from resonate.core.store.postgres import PostgresStore
 
-    kernels = [Kernel(PostgresStore(postgres_server.dsn_for(database), workers=2)) for _ in range(2)]
-    for kernel in kernels:
-        kernel.start()
-    try:
+    with two_kernels(postgres_server, database, workers=2) as kernels:
         for n in range(20):
             futures = [kernel.submit(decode("promises.create", {"id": f"dedup-{n}", "timeout": FUTURE}),
                        dedup=KafkaDedup(f"correlation-{n}")) for kernel in kernels for _ in range(2)]
             assert [f.result(30).code for f in futures] == [20100] * 4
-    finally:
-        for kernel in kernels:
-            kernel.stop()
 
 
 def test_a_callback_waits_for_a_completion_begun_on_another_connection(postgres_server, database):  # noqa: F811
@@ -198,7 +211,6 @@ def test_a_callback_waits_for_a_completion_begun_on_another_connection(postgres_
     then see the promise completed."""
     from resonate.core.model import Callback, Mesg, Promise, PromiseState, Value
     from resonate.core.store.base import StaleRead
-    from resonate.core.store.postgres import PostgresStore
     from tests.infra.wait import wait_until
 
     store = PostgresStore(postgres_server.dsn_for(database), workers=2)
@@ -257,16 +269,8 @@ def test_writes_racing_in_opposite_orders_through_two_servers_do_not_deadlock(po
     orders, then the acquisitions of the same locks: each batch runs them in (table, key) order, so
     neither waits for the other while holding what the other waits for (a deadlock: PostgreSQL fails a
     batch after its deadlock_timeout of 1 s, and the kernel runs it again)."""
-    import logging
-    from resonate.core.kernel import Kernel
-    from resonate.core.requests import decode
-    from resonate.core.store.postgres import PostgresStore
-
-    kernels = [Kernel(PostgresStore(postgres_server.dsn_for(database), workers=1)) for _ in range(2)]
-    for kernel in kernels:
-        kernel.start()
     caplog.set_level(logging.INFO, logger="resonate.kernel")
-    try:
+    with two_kernels(postgres_server, database, workers=1) as kernels:
         ids = [f"opposite-{n:02d}" for n in range(40)]
 
         def race(operation: str, fields: Callable[[str, int], dict]) -> list[int]:
@@ -287,11 +291,8 @@ def test_writes_racing_in_opposite_orders_through_two_servers_do_not_deadlock(po
             [20100] * len(ids) + [40301] * len(ids)
         assert race("locks.acquire", lambda i, k: {"resourceId": i, "executionId": f"e{k}", "processId": f"p{k}",
                                                    "ttl": 60_000}) == [20100] * len(ids) + [40305] * len(ids)
-        retried = [r.getMessage() for r in caplog.records if "deadlock" in r.getMessage()]
-        assert not retried, retried[0]
-    finally:
-        for kernel in kernels:
-            kernel.stop()
+    retried = deadlocks_retried(caplog)
+    assert not retried, retried[0]
 
 
 def test_heartbeats_and_completions_through_two_servers_do_not_deadlock(postgres_server, database,  # noqa: F811
@@ -300,18 +301,11 @@ def test_heartbeats_and_completions_through_two_servers_do_not_deadlock(postgres
     through another. The rows are stored in descending key order, so a heartbeat that locked them as the
     table has them would hold the last while a batch, locking in key order, holds the first: the heartbeat
     locks them in key order."""
-    import logging
-    from resonate.core.kernel import Kernel
-    from resonate.core.requests import decode
-    from resonate.core.store.postgres import PostgresStore
-
-    kernels = [Kernel(PostgresStore(postgres_server.dsn_for(database), workers=1)) for _ in range(2)]
-    for kernel in kernels:
-        kernel.start()
     caplog.set_level(logging.INFO, logger="resonate.kernel")
     ids = [f"beat-{n:03d}" for n in range(200)][::-1]
 
-    def heartbeats_while(heartbeat: str, operation: str, fields: Callable[[str], dict]) -> tuple[list, list]:
+    def heartbeats_while(kernels: list[Kernel], heartbeat: str, operation: str,
+                         fields: Callable[[str], dict]) -> tuple[list, list]:
         """`operation` on every id through the second kernel, `heartbeat` through the first until it is
         done; the codes of both."""
         work: list = []
@@ -329,7 +323,7 @@ def test_heartbeats_and_completions_through_two_servers_do_not_deadlock(postgres
             beats = beating.result()
         return [f.result(60).code for f in work], [f.result(60).code for f in beats]
 
-    try:
+    with two_kernels(postgres_server, database, workers=1) as kernels:
         for i in ids:
             kernels[0].call(decode("promises.create", {"id": i, "timeout": FUTURE,
                                                        "tags": {"resonate:invoke": "poll://any@workers"}}))
@@ -337,17 +331,14 @@ def test_heartbeats_and_completions_through_two_servers_do_not_deadlock(postgres
                                                    "ttl": 60_000}))
             kernels[0].call(decode("locks.acquire", {"resourceId": i, "executionId": "e", "processId": "worker",
                                                      "ttl": 60_000}))
-        completed, beats = heartbeats_while("tasks.heartbeat", "tasks.complete",
+        completed, beats = heartbeats_while(kernels, "tasks.heartbeat", "tasks.complete",
                                             lambda i: {"id": f"__invoke:{i}", "counter": 1})
         assert completed == [20100] * len(ids) and set(beats) == {20000}
-        released, beats = heartbeats_while("locks.heartbeat", "locks.release",
+        released, beats = heartbeats_while(kernels, "locks.heartbeat", "locks.release",
                                            lambda i: {"resourceId": i, "executionId": "e"})
         assert released == [20400] * len(ids) and set(beats) == {20000}
-        retried = [r.getMessage() for r in caplog.records if "deadlock" in r.getMessage()]
-        assert not retried, retried[0]
-    finally:
-        for kernel in kernels:
-            kernel.stop()
+    retried = deadlocks_retried(caplog)
+    assert not retried, retried[0]
 
 
 def test_what_postgresql_cannot_store_is_a_400_naming_the_field(postgres_resonate):
