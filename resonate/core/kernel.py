@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue
+import random
 import threading
 import time
 import weakref
@@ -33,6 +34,16 @@ from ..observability import metrics
 log = logging.getLogger("resonate.kernel")
 
 MAX_RETRIES = 8
+RETRY_PAUSE_FIRST_S = 0.001  # a batch rerun after a transient store error waits about this, doubling per rerun
+RETRY_PAUSE_CAP_S = 0.1
+
+
+def retry_pause(attempt: int, draw: Callable[[], float] = random.random) -> float:
+    """Seconds to wait before rerunning a batch for the `attempt`-th time (from 0): between half and all
+    of an exponential ceiling. The random half keeps servers whose batches failed together (a deadlock's
+    survivors, a busy SQLite file) from rerunning in lockstep and colliding again."""
+    ceiling = min(RETRY_PAUSE_FIRST_S * 2 ** attempt, RETRY_PAUSE_CAP_S)
+    return ceiling / 2 + draw() * ceiling / 2
 
 
 def wall_clock_ms() -> int:
@@ -408,7 +419,7 @@ class Kernel:
                 conn.rollback()
                 metrics.kernel_batch_retried(e.reason)
                 log.info("batch retried after a transient store error: %s", e)
-                time.sleep(min(0.001 * 2 ** attempt, 0.1))
+                time.sleep(retry_pause(attempt))
             except Exception as e:  # the transaction failed as a whole: nothing was written
                 log.exception("store transaction failed")
                 try:

@@ -422,3 +422,16 @@ def test_a_batch_run_again_after_a_failure_that_may_pass_is_counted_by_reason(tm
         kernel.stop()
         if not was_enabled:
             metrics.disable()
+
+
+def test_a_batch_rerun_waits_a_random_part_of_a_doubling_ceiling():
+    """Two servers whose batches failed together (a deadlock's survivors) must not rerun in lockstep: the
+    pause is half its ceiling plus a random part of the other half; the ceiling doubles up to a cap."""
+    from resonate.core.kernel import RETRY_PAUSE_CAP_S, RETRY_PAUSE_FIRST_S, retry_pause
+
+    assert retry_pause(0, lambda: 0.0) == RETRY_PAUSE_FIRST_S / 2
+    assert retry_pause(0, lambda: 1.0) == RETRY_PAUSE_FIRST_S
+    assert retry_pause(3, lambda: 0.5) == pytest.approx(0.75 * RETRY_PAUSE_FIRST_S * 8)
+    assert retry_pause(30, lambda: 1.0) == RETRY_PAUSE_CAP_S  # capped, not 2**30 ms
+    draws = {retry_pause(2) for _ in range(20)}
+    assert len(draws) > 1 and all(2 * RETRY_PAUSE_FIRST_S <= d <= 4 * RETRY_PAUSE_FIRST_S for d in draws)
