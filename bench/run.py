@@ -34,12 +34,12 @@ def main() -> None:
         server = ServerProcess(grpc="grpc" in parts).start()
         nt = args.transport_requests
         http, grpc = [], []
+        from bench.grpc_bench import run_grpc
         try:
             for level in LEVELS:  # the transports take turns, so both meet the store at about the same size
                 if "http" in parts:
                     http += asyncio.run(http_rows(server.url, [level], nt))
                 if "grpc" in parts:
-                    from bench.grpc_bench import run_grpc
                     grpc += [Row("grpc", r["operation"], r["concurrency"], r["requests"], r["seconds"], r["p50_ms"],
                                  r["p99_ms"]) for r in run_grpc(server.grpc_port, [level], nt)]
         finally:
@@ -50,8 +50,7 @@ def main() -> None:
             print("gRPC / HTTP req/s: " + ", ".join(
                 f"{r.operation}@{r.concurrency} {r.throughput / http_by[(r.operation, r.concurrency)]:.0%}"
                 for r in grpc))
-        rows = []
-        rows += asyncio.run(core_rows(LEVELS, n, batch_size=1000, label="core, group commit (no transport)"))
+        rows = asyncio.run(core_rows(LEVELS, n, batch_size=1000, label="core, group commit (no transport)"))
         rows += asyncio.run(core_rows(LEVELS, n, batch_size=1, label="core, one commit per request"))
         print_table(rows, f"The kernel alone on SQLite (synchronous=FULL), {n} requests per cell")
         by = {(r.transport, r.operation, r.concurrency): r.throughput for r in rows}
