@@ -22,6 +22,7 @@ from resonate.api.grpc.http2 import (ACK, CONTINUATION, DATA, END_HEADERS, END_S
                                      frame, trailers_block)
 
 PATH = "/promise.Promises/ReadPromise"
+CONDITION_TIMEOUT_S = 10
 MAX_MESSAGE = 1 << 16
 
 
@@ -29,12 +30,14 @@ class FakeTransport(asyncio.Transport):
     def __init__(self):
         super().__init__()
         self.written = bytearray()
+        self.writes = 0
         self.closing = False
         self.reading = True
 
     def write(self, data) -> None:
         assert not self.closing, "written after close"
         self.written += data
+        self.writes += 1
 
     def is_closing(self) -> bool:
         return self.closing
@@ -130,6 +133,51 @@ def test_settings_and_pings_are_acknowledged():
         assert (SETTINGS, ACK, 0, b"") in first
         client.send(frame(PING, 0, 0, b"12345678"), frame(PING, ACK, 0, b"87654321"))
         assert client.frames() == [(PING, ACK, 0, b"12345678")]  # an ACK is not answered
+    asyncio.run(scenario())
+
+
+def test_a_ping_during_a_call_is_acknowledged_after_its_answer_in_the_same_write():
+    """grpc-go pings after every answer it reads; acknowledging at once cost one write per call."""
+    async def scenario():
+        client = Client()
+        client.frames()
+        client.send(client.request(1, b"hello"), frame(PING, 0, 0, b"12345678"))
+        assert client.frames() == []  # held: a call is in flight
+        writes = client.transport.writes
+        client.calls[0].reply(b"world", trailers_block(0, None, ()))
+        await turns()
+        kinds = [f[0] for f in client.frames()]
+        assert kinds == [HEADERS, DATA, HEADERS, PING] and client.transport.writes == writes + 1
+    asyncio.run(scenario())
+
+
+def test_a_held_ping_acknowledgement_leaves_by_its_time_limit_without_an_answer():
+    async def scenario():
+        client = Client()
+        await turns()  # the set-up's own writes are done
+        client.frames()
+        client.send(client.request(1, b"hello"), frame(PING, 0, 0, b"12345678"))
+        await turns()
+        assert client.frames() == []  # held while the call is unanswered
+        deadline = asyncio.get_running_loop().time() + CONDITION_TIMEOUT_S
+        while not client.transport.written[client.read:]:
+            assert asyncio.get_running_loop().time() < deadline, "the acknowledgement never left"
+            await asyncio.sleep(http2.PING_ACK_HOLD_LIMIT_S / 4)
+        assert client.frames() == [(PING, ACK, 0, b"12345678")] and not client.connection.idle  # still unanswered
+    asyncio.run(scenario())
+
+
+def test_only_one_ping_acknowledgement_is_held():
+    """A PING flood during a slow call must not pile acknowledgements up out of the transport's flow
+    control (which stops reading a client that does not read what we write)."""
+    async def scenario():
+        client = Client()
+        client.frames()
+        writes = client.transport.writes
+        client.send(client.request(1, b"hello"), *(frame(PING, 0, 0, b"%08d" % i) for i in range(5)))
+        # a second PING releases the held acknowledgement; the last one then leaves with the others' write
+        assert sorted(f[3] for f in client.frames()) == [b"%08d" % i for i in range(5)]
+        assert client.transport.writes == writes + 1
     asyncio.run(scenario())
 
 

@@ -63,6 +63,7 @@ DEFAULT_MAX_FRAME = 16_384
 MAX_FRAME_LIMIT = (1 << 24) - 1
 MAX_WINDOW = (1 << 31) - 1
 PING_BYTES = 8
+PING_ACK_HOLD_LIMIT_S = 0.02  # a PING acknowledgement held for a call's answer leaves by then, answer or not
 
 # what we offer the client
 MAX_CONCURRENT_STREAMS = 1_000  # more concurrent calls wait in the client, as with grpc-go's limit
@@ -378,6 +379,11 @@ class Http2Connection(asyncio.Protocol):
         self._out: list[bytes] = []
         self._flush_scheduled = False
         self._parsing = False  # inside data_received, which writes once at its end
+        # One PING acknowledgement may wait, while a call is in flight, to leave after that call's answer in
+        # its write: grpc-go pings after every answer it reads, and a write per PING cost a send per call.
+        # Sent after the answer, the next ping comes after every other answer.
+        self._held_ack: bytes | None = None
+        self._held_ack_timer: asyncio.TimerHandle | None = None
         self._goaway_sent = False
 
     # -- asyncio.Protocol
@@ -397,6 +403,9 @@ class Http2Connection(asyncio.Protocol):
             stream.open = False
         self._streams.clear()
         self._blocked.clear()
+        if self._held_ack_timer is not None:
+            self._held_ack_timer.cancel()
+            self._held_ack_timer = None
 
     def pause_writing(self) -> None:
         # the client is not reading what we write (answers, PING and SETTINGS acknowledgements): stop
@@ -447,7 +456,16 @@ class Http2Connection(asyncio.Protocol):
         finally:
             self._parsing = False
         self._maybe_ack_received()
+        if self._held_ack is not None and self._streams and not self._out:
+            if self._held_ack_timer is None:
+                self._held_ack_timer = self._loop.call_later(PING_ACK_HOLD_LIMIT_S, self._held_ack_due)
+            return
         self.flush()
+
+    def _held_ack_due(self) -> None:
+        self._held_ack_timer = None
+        if self._held_ack is not None:
+            self.flush()
 
     # -- frames in
 
@@ -470,7 +488,12 @@ class Http2Connection(asyncio.Protocol):
             if len(payload) != PING_BYTES:
                 raise ConnectionFailure(FRAME_SIZE_ERROR, "PING payload is not 8 bytes")
             if not flags & ACK:
-                self._out.append(frame(PING, ACK, 0, payload))
+                ack = frame(PING, ACK, 0, payload)
+                if self._held_ack is None:
+                    self._held_ack = ack
+                else:  # a second PING before the first was acknowledged: neither waits
+                    self._out += (self._held_ack, ack)
+                    self._held_ack = None
         elif kind == RST_STREAM:
             if stream_id == 0:
                 raise ConnectionFailure(PROTOCOL_ERROR, "RST_STREAM on stream 0")
@@ -898,6 +921,9 @@ class Http2Connection(asyncio.Protocol):
     def flush(self) -> None:
         """Writes everything queued in one call: the answers of one kernel batch go out together."""
         self._flush_scheduled = False
+        if self._held_ack is not None:
+            self._out.append(self._held_ack)
+            self._held_ack = None
         if self._out and self.transport is not None and not self.transport.is_closing():
             out = self._out
             self._out = []
