@@ -242,25 +242,25 @@ def _type_error(name: str, value: Any, go_type: str) -> Exception:
 MAX_ID_BYTES = 1024
 
 
-def _check_text(label: str, value: str) -> None:
-    if "\x00" in value:
-        raise invalid(f"the field {label} must not contain NUL characters")
+def _nul_error(label: str) -> Exception:
+    return invalid(f"the field {label} must not contain NUL characters")
 
 
 def string(f: Fields, name: str, *, required: bool = False, label: str | None = None) -> str:
-    """A string field; required ones are identifiers: non-empty and at most MAX_ID_BYTES."""
-    label = label or name.lower()
+    """A string field; required ones are identifiers: non-empty and at most MAX_ID_BYTES. `label` names
+    it in errors (default: `name` in lower case, built only for an error)."""
     value = f.get(name)
     if value is _MISSING or value is None:
         value = ""
     elif not isinstance(value, str):
-        raise _type_error(label, value, "string")
+        raise _type_error(label or name.lower(), value, "string")
     if required:
         if value == "":
-            raise invalid(f"The field {label} is required.")
+            raise invalid(f"The field {label or name.lower()} is required.")
         if len(value) > MAX_ID_BYTES // 4 and len(value.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
-            raise invalid(f"the field {label} must be at most {MAX_ID_BYTES} bytes long")
-    _check_text(label, value)
+            raise invalid(f"the field {label or name.lower()} must be at most {MAX_ID_BYTES} bytes long")
+    if "\x00" in value:
+        raise _nul_error(label or name.lower())
     return str(value)
 
 
@@ -271,7 +271,8 @@ def optional_string(f: Fields, name: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise _type_error(name.lower(), value, "string")
-    _check_text(name.lower(), value)
+    if "\x00" in value:
+        raise _nul_error(name.lower())
     return str(value)
 
 
@@ -327,7 +328,8 @@ def string_map(f: Fields, name: str) -> dict[str, str]:
     for k, v in value.items():
         if not isinstance(v, str):
             raise invalid(f"the field {name.lower()}[{k}] must be a string, not {_json_kind(v)}")
-        _check_text(f"{name.lower()}[{k!r}]", k + v)
+        if "\x00" in k or "\x00" in v:
+            raise _nul_error(f"{name.lower()}[{k!r}]")
     return dict(value)
 
 

@@ -242,3 +242,30 @@ def test_auth_cors_and_unexpected_errors_answer_as_the_framework():
     for request, a, b in zip(AUTH_REQUESTS, fast, framework):
         assert a == b, request
     assert [a[0] for a in fast] == [401, 200, 500, 500, 200, 401]
+
+
+def test_a_path_without_parameters_is_found_in_the_exact_table_after_its_first_match(front):
+    """The exact table holds only routes without parameters (one path each), and the answer is the slow
+    path's: the same handler, fresh empty params."""
+    index = front.index
+    handler, params = index.match("POST", "/promises")
+    assert index.exact == {("POST", "/promises"): handler}
+    params["changed"] = True
+    assert index.match("POST", "/promises") == (handler, {})
+    assert index.match("GET", "/promises/p1")[1] == {"id": "p1"}  # a route with a parameter: not kept
+    assert index.match("PUT", "/promises") is None  # no route (405): not kept
+    assert index.match("GET", "/openapi.json") is None  # the framework's own: not kept
+    assert list(index.exact) == [("POST", "/promises")]
+
+
+def test_header_only_fields_in_a_body_are_not_read_from_it():
+    """idempotencyKey, strict and the others come from headers only, in any case in the body."""
+    from resonate.api.http.routes import HttpSettings, route_request
+
+    create = next(r for r in ROUTES if r.operation == "promises.create")
+    body = b'{"id":"p1","timeout":1,"IdempotencyKey":"from-body","strict":true}'
+    assert route_request(create, HttpSettings(), body, b"", {}, {}).idempotency_key is None
+    request = route_request(create, HttpSettings(), body, b"", {"idempotency-key": "from-header"}, {})
+    assert request.idempotency_key == "from-header" and request.strict is False
+    plain = route_request(create, HttpSettings(), b'{"id":"p2","timeout":1}', b"", {}, {})
+    assert (plain.id, plain.timeout, plain.idempotency_key) == ("p2", 1, None)

@@ -17,7 +17,7 @@ both paths share routes.run_route.
 from __future__ import annotations
 
 import time
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 from starlette.requests import ClientDisconnect
 from starlette.responses import PlainTextResponse
@@ -47,6 +47,9 @@ class RouteIndex:
 
     def __init__(self, routes: list, handlers: dict) -> None:
         self.groups: dict[str, list[tuple]] = {}
+        # (method, path) -> handler, for paths that matched a route without parameters: such a route's
+        # pattern matches one path only, so this holds at most one entry per such route and method
+        self.exact: dict[tuple[str, str], Any] = {}
         self.usable = True  # False: some route cannot be indexed (e.g. a parameter in its first segment)
         for route in routes:
             if not isinstance(route, Route) or not route.path.startswith("/") or "{" in first_segment(route.path):
@@ -56,6 +59,9 @@ class RouteIndex:
                 (route.methods, route.path_regex, route.param_convertors, handlers.get(route.endpoint)))
 
     def match(self, method: str, path: str):
+        handler = self.exact.get((method, path))
+        if handler is not None:
+            return handler, {}
         candidates = self.groups.get(path[1:].partition("/")[0])
         if candidates is None or not path.startswith("/"):
             return None
@@ -68,6 +74,8 @@ class RouteIndex:
             if handler is None:
                 return None  # the framework's own route
             params = found.groupdict()
+            if not params:
+                self.exact[(method, path)] = handler
             for key, value in params.items():
                 params[key] = convertors[key].convert(value)
             return handler, params

@@ -194,7 +194,11 @@ def route_request(route: HttpRoute, settings: HttpSettings, raw_body: bytes | No
     if route.body:
         body = parse_body(raw_body)
         if isinstance(body, dict):
-            fields = {k: v for k, v in body.items() if k.lower() not in _HEADER_FIELD_NAMES}
+            fields = body  # parsed for this request: ours to change
+            for key in body:
+                if key.lower() in _HEADER_FIELD_NAMES:  # header-only fields are not read from the body
+                    fields = {k: v for k, v in body.items() if k.lower() not in _HEADER_FIELD_NAMES}
+                    break
         else:
             fields = body  # the core rejects non-objects, naming what it got
     elif route.query:
