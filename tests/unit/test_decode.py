@@ -60,6 +60,16 @@ def test_values_need_padded_standard_base64():
     assert decode("promises.create", {"id": "p", "param": {"data": "aGk="}}).param.data == b"hi"
     assert "param.data" in rejected("promises.create", {"id": "p", "param": {"data": "aGk"}})
     assert "param.data" in rejected("promises.create", {"id": "p", "param": {"data": "a-_="}})
+    assert "param.data" in rejected("promises.create", {"id": "p", "param": {"data": "aGk\u00e9"}})  # not ASCII
+    assert decode("promises.create", {"id": "p", "param": {"data": "aG\nk="}}).param.data == b"hi"  # as Go
+
+
+def test_nul_errors_name_the_field():
+    assert rejected("promises.create", {"id": "a\x00"}) == "the field id must not contain NUL characters"
+    assert rejected("promises.create", {"id": "a", "tags": {"k": "v\x00"}}) == \
+        "the field tags['k'] must not contain NUL characters"
+    assert rejected("promises.create", {"id": "a", "idempotencyKey": "\x00"}) == \
+        "the field idempotencykey must not contain NUL characters"
 
 
 def test_required_messages_follow_the_reference():

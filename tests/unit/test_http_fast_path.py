@@ -269,3 +269,13 @@ def test_header_only_fields_in_a_body_are_not_read_from_it():
     assert request.idempotency_key == "from-header" and request.strict is False
     plain = route_request(create, HttpSettings(), b'{"id":"p2","timeout":1}', b"", {}, {})
     assert (plain.id, plain.timeout, plain.idempotency_key) == ("p2", 1, None)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16-le", "utf-16-be", "utf-16", "utf-32-le",
+                                      "utf-32"])
+def test_request_bodies_are_decoded_as_json_loads_decodes_bytes(encoding):
+    from resonate.api.http.routes import parse_body
+
+    text = '{"id":"\u00e9t\u00e9","timeout":1}'
+    assert parse_body(text.encode(encoding)) == {"id": "\u00e9t\u00e9", "timeout": 1}
+    assert parse_body(b' {"a":1}') == {"a": 1} and parse_body(b"{}") == {}

@@ -114,8 +114,11 @@ _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 def parse_body(raw: bytes) -> Any:
     if not raw.strip():
         raise invalid("EOF: the request body is empty")
-    try:  # exactly json.loads on bytes: detect UTF-8/16/32, then decode
-        return _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
+    # exactly json.loads on bytes: detect UTF-8/16/32, then decode. An object whose first two bytes are
+    # "{" and not NUL is UTF-8 (no BOM; UTF-16/32 would put NUL beside it), as detect_encoding finds
+    encoding = "utf-8" if raw[:1] == b"{" and raw[1:2] != b"\x00" else json.detect_encoding(raw)
+    try:
+        return _DECODER.decode(raw.decode(encoding, "surrogatepass"))
     except UnicodeDecodeError:
         raise invalid("the request body is not valid UTF-8") from None
     except ValueError as e:
