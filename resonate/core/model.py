@@ -4,7 +4,7 @@ JSON forms follow the reference's Go struct order and omitempty rules (spec 1.1-
 """
 from __future__ import annotations
 
-import base64
+import binascii
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
@@ -26,6 +26,9 @@ class PromiseState(IntEnum):
     REJECTED_TIMEDOUT = 16
 
 
+_PROMISE_STATE_NAMES = {state: state.name for state in PromiseState}  # Enum.name is a property: slower
+
+
 class TaskState(IntEnum):
     INIT = 1
     ENQUEUED = 2
@@ -44,7 +47,7 @@ class Value:
         if self.headers:
             out["headers"] = dict(sorted(self.headers.items()))
         if self.data:
-            out["data"] = base64.b64encode(self.data).decode("ascii")
+            out["data"] = binascii.b2a_base64(self.data, newline=False).decode("ascii")  # base64.b64encode
         return out
 
 
@@ -70,7 +73,7 @@ class Promise:
     def to_json(self) -> dict:
         out: dict[str, Any] = {
             "id": self.id,
-            "state": self.state.name,
+            "state": _PROMISE_STATE_NAMES[self.state],
             "param": self.param.to_json(),
             "value": self.value.to_json(),
             "timeout": self.timeout,
