@@ -123,6 +123,8 @@ class BackgroundLoops:
         """After a client batch: asks the deadline-driven passes that have due work."""
         now = self.kernel.clock()
         book = self.kernel.deadlines
+        if book.earliest() > now:  # the common case after a batch: nothing due, one min() over the kinds
+            return
         due = [p.name for p in self.passes if p.name in dl.KINDS and book.at(p.name) <= now]
         if due:
             with self._cond:
