@@ -16,9 +16,11 @@ class StoreError(Exception):
 class RetryableStoreError(StoreError):
     """A transaction failed for a reason that may pass (serialization failure, deadlock, busy, lost connection)."""
 
-    def __init__(self, message: str = "", reason: str = "transient"):
+    def __init__(self, message: str, reason: str):
         super().__init__(message)
-        self.reason = reason  # counted by the kernel's retries (resonate_kernel_batch_retries)
+        # counted by the kernel's retries (resonate_kernel_batch_retries{reason}); the values are the ones
+        # docs/operating.md lists, so every raise names one
+        self.reason = reason
 
 
 class StaleRead(StoreError):
